@@ -1,0 +1,1 @@
+"""Bronze layer: the DMS files of each table, as daily-partitioned assets."""

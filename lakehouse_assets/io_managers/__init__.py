@@ -1,0 +1,1 @@
+"""IO managers: one per store an asset can live in."""
