@@ -1,0 +1,171 @@
+"""Contract loading: the demo contracts load, and every bad contract names file, table and field."""
+
+import copy
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from lakehouse_assets.contracts import ContractError, demo_contracts_path, load_contracts
+
+DEMO_TABLES = {
+    "core_tenant",
+    "core_customer",
+    "core_product",
+    "core_order",
+    "core_orderitem",
+    "core_event",
+    "core_subscription",
+    "core_invoice",
+}
+
+GOOD = {
+    "dms": {"bucket_folder": "bronze/dms/", "change_seq_column": True},
+    "tables": {
+        "core_order": {
+            "schema": "public",
+            "primary_key": ["id"],
+            "partition_by": {"column": "created_at", "transform": "month"},
+            "columns": [
+                {"name": "id", "type": "bigint", "nullable": False},
+                {"name": "total", "type": "decimal(12, 2)"},
+                {"name": "created_at", "type": "timestamp"},
+            ],
+        }
+    },
+}
+
+
+def write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "contracts.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_demo_contracts_describe_the_saas_source():
+    contracts = load_contracts()
+    assert set(contracts.tables) == DEMO_TABLES
+    assert contracts.source == str(demo_contracts_path())
+    order = contracts.table("core_order")
+    assert order.primary_key == ("id",)
+    assert order.partition_by.column == "created_at" and order.partition_by.transform == "month"
+    assert order.arrow_schema.field("total").type == pa.decimal128(12, 2)
+    assert contracts.table("core_invoice").arrow_schema.field("issued_at").type == pa.timestamp(
+        "us", tz="UTC"
+    )
+    assert contracts.table("core_customer").partition_by.width == 8
+    assert contracts.dms.date_partition.enabled and contracts.dms.date_partition.separator == "/"
+
+
+def test_good_contract_normalises_types_and_settings(tmp_path):
+    contracts = load_contracts(write(tmp_path, GOOD))
+    order = contracts.table("core_order")
+    assert order.column("total").type == "decimal(12,2)"
+    assert order.column("total").decimal == (12, 2)
+    assert contracts.dms.bucket_folder == "bronze/dms"
+    assert contracts.dms.change_seq_column is True
+    assert contracts.dms.include_op_for_full_load is False  # default
+
+
+def _mutate(path: list, value):
+    document = copy.deepcopy(GOOD)
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        (
+            ["tables", "core_order", "columns", 1, "type"],
+            "money",
+            "table 'core_order', field 'columns[1].type': column 'total': unknown type 'money'",
+        ),
+        (
+            ["tables", "core_order", "primary_key"],
+            KeyError,
+            "table 'core_order', field 'primary_key': missing",
+        ),
+        (
+            ["tables", "core_order", "primary_key"],
+            ["order_id"],
+            "table 'core_order', field 'primary_key': column 'order_id' is not in the table's columns",
+        ),
+        (
+            ["tables", "core_order", "columns", 2, "name"],
+            "id",
+            "table 'core_order', field 'columns[2].name': duplicate column 'id'",
+        ),
+        (
+            ["tables", "core_order", "partition_by", "column"],
+            "placed_at",
+            "table 'core_order', field 'partition_by.column': column 'placed_at' is not in the table's columns",
+        ),
+        (
+            ["tables", "core_order", "partition_by", "transform"],
+            "week",
+            "table 'core_order', field 'partition_by.transform': unknown transform 'week'",
+        ),
+        (
+            ["tables", "core_order", "partition_by"],
+            {"column": "total", "transform": "day"},
+            "table 'core_order', field 'partition_by.transform': transform 'day' needs a date or timestamp",
+        ),
+        (
+            ["tables", "core_order", "columns", 1, "type"],
+            "decimal(4,6)",
+            "field 'columns[1].type': column 'total': decimal(4,6) needs 0 <= scale <= precision <= 38",
+        ),
+        (
+            ["tables", "core_order", "columns", 1, "name"],
+            "_op",
+            "field 'columns[1].name': column '_op': names starting with '_' are reserved",
+        ),
+        (
+            ["tables", "core_order", "schema"],
+            KeyError,
+            "table 'core_order', field 'schema': missing",
+        ),
+        (
+            ["tables", "core_order", "colums"],
+            [],
+            "table 'core_order', field 'colums': unknown field",
+        ),
+        (["dms", "delimiter"], ";;", "field 'dms.delimiter': must be a single character"),
+        (
+            ["dms", "date_partition"],
+            {"enabled": True, "sequence": "YYYYDDMM"},
+            "field 'dms.date_partition.sequence': unknown sequence 'YYYYDDMM'",
+        ),
+        (["dms", "timestamp_column"], "yes", "field 'dms.timestamp_column': must be true or false"),
+    ],
+)
+def test_bad_contract_names_file_table_and_field(tmp_path, path, value, expected):
+    contract_file = write(tmp_path, _mutate(path, value))
+    with pytest.raises(ContractError) as raised:
+        load_contracts(contract_file)
+    message = str(raised.value)
+    assert message.startswith(str(contract_file)), message
+    assert expected in message, message
+
+
+def test_unreadable_and_invalid_yaml_files_are_named(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ContractError, match="nope.yaml: cannot read contract file"):
+        load_contracts(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tables: [unclosed\n")
+    with pytest.raises(ContractError, match="broken.yaml: not valid YAML"):
+        load_contracts(broken)
+
+
+def test_unknown_table_lookup_lists_known_tables():
+    with pytest.raises(ContractError, match="no table 'core_orders' .*core_order"):
+        load_contracts().table("core_orders")
