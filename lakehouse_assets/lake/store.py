@@ -8,13 +8,16 @@ boto3 with the standard ``AWS_*`` settings, ``AWS_ENDPOINT_URL`` included.
 from __future__ import annotations
 
 import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LakeError(RuntimeError):
@@ -47,49 +50,79 @@ class LakeStore(ABC):
 
 
 class LocalLakeStore(LakeStore):
+    # In-flight writes live next to their target as ``.<name>.<token>.partial``.
+    _PARTIAL_SUFFIX = ".partial"
+
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        parts = key.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            # S3 would store such a key verbatim; a folder cannot, and ``..`` would
+            # escape the root.
+            raise LakeError(f"{self.uri}: key {key!r} cannot be stored in a local lake")
+        return self.root.joinpath(*parts)
+
+    @classmethod
+    def _is_partial(cls, name: str) -> bool:
+        return name.startswith(".") and name.endswith(cls._PARTIAL_SUFFIX)
 
     def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        # Walk only the folder the prefix names, in S3's key order.
+        # Walk only the folder the prefix names, in S3's key order (code point
+        # order of str is UTF-8 byte order, which is S3's).
         folder, _, _ = prefix.rpartition("/")
-        base = self._path(folder) if folder else self.root
+        try:
+            base = self._path(folder) if folder else self.root
+        except LakeError:
+            return  # no key can live under such a folder
         if not base.is_dir():
             return
         keys: list[tuple[str, Path]] = []
         for directory, _, files in os.walk(base):
             relative = Path(directory).relative_to(self.root).as_posix()
             for name in files:
+                if self._is_partial(name):
+                    continue  # a write in progress (or one that crashed)
                 key = name if relative == "." else f"{relative}/{name}"
                 if key.startswith(prefix) and (start_after is None or key > start_after):
                     keys.append((key, Path(directory, name)))
         for key, path in sorted(keys):
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # deleted since the walk, as S3 would no longer list it
             yield ObjectInfo(
                 key=key,
                 size=stat.st_size,
-                last_modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+                last_modified=_EPOCH + timedelta(microseconds=stat.st_mtime_ns // 1000),
             )
 
     def get(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise LakeError(f"{self.uri}: no object {key!r}") from None
+        except OSError as exc:
+            raise LakeError(f"{self.uri}: cannot read object {key!r}: {exc}") from exc
 
     def put(self, key: str, data: bytes, last_modified: datetime | None = None) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, path)  # readers never see a half-written file
-        if last_modified is not None:
-            stamp = last_modified.timestamp()
-            os.utime(path, (stamp, stamp))
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}{self._PARTIAL_SUFFIX}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            if last_modified is not None:
+                if last_modified.tzinfo is None:  # the lake's times are UTC
+                    last_modified = last_modified.replace(tzinfo=UTC)
+                stamp_ns = (last_modified - _EPOCH) // timedelta(microseconds=1) * 1000
+                os.utime(partial, ns=(stamp_ns, stamp_ns))  # os.replace keeps it
+            os.replace(partial, path)  # readers never see a half-written file
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise LakeError(f"{self.uri}: cannot write object {key!r}: {exc}") from exc
 
 
 class S3LakeStore(LakeStore):
@@ -99,7 +132,22 @@ class S3LakeStore(LakeStore):
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.client = client or boto3.client("s3")
+        if client is None:
+            try:
+                # A session of its own, not boto3's process-wide default one: that
+                # caches the first credentials it resolves (later AWS_* changes
+                # would be ignored) and is not safe to create clients from in
+                # several threads at once. Costs ~70 ms per store.
+                client = boto3.session.Session().client("s3")
+            except Exception as exc:  # e.g. a malformed AWS_ENDPOINT_URL
+                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+                    "AWS_ENDPOINT_URL", "the AWS default"
+                )
+                raise LakeError(
+                    f"S3 client for bucket {bucket!r} at endpoint {endpoint} "
+                    f"cannot be created: {exc}"
+                ) from exc
+        self.client = client
         self.endpoint = self.client.meta.endpoint_url
 
     def _fail(self, action: str, exc: Exception) -> LakeError:
@@ -117,7 +165,7 @@ class S3LakeStore(LakeStore):
                     yield ObjectInfo(
                         key=item["Key"][len(self.prefix) :],
                         size=item["Size"],
-                        last_modified=item["LastModified"].astimezone(timezone.utc),
+                        last_modified=item["LastModified"].astimezone(UTC),
                     )
         except Exception as exc:  # botocore raises many unrelated types
             raise self._fail(f"listing of {prefix!r}", exc) from exc
@@ -145,5 +193,7 @@ def open_lake(uri: str, s3_client: Any = None) -> LakeStore:
     if parsed.scheme == "file":
         return LocalLakeStore(parsed.path)
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
-        raise LakeError(f"{uri}: unsupported lake URI scheme {parsed.scheme!r} (use s3:// or a path)")
+        raise LakeError(
+            f"{uri}: unsupported lake URI scheme {parsed.scheme!r} (use s3:// or a path)"
+        )
     return LocalLakeStore(uri)
