@@ -4,8 +4,11 @@ from functools import lru_cache
 
 import dagster as dg
 
+from pyiceberg.catalog import Catalog
+
 from lakehouse_assets.contracts import Contracts, load_contracts
 from lakehouse_assets.lake import LakeStore, open_lake
+from lakehouse_assets.silver.catalog import open_catalog, warehouse_for_lake
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -30,3 +33,16 @@ class ContractsResource(dg.ConfigurableResource):
 @lru_cache(maxsize=8)
 def _load_cached(path: str) -> Contracts:
     return load_contracts(path or None)
+
+
+class IcebergCatalogResource(dg.ConfigurableResource):
+    """The Iceberg SQL catalog named ``lakehouse`` (SQLite file or PostgreSQL URL) and the
+    warehouse folder its tables live in. Iceberg's JDBC catalog, named the same, sees the
+    same tables."""
+
+    uri: str
+    lake_uri: str
+    warehouse: str = ""  # empty: <lake_uri>/warehouse
+
+    def catalog(self) -> Catalog:
+        return open_catalog(self.uri, self.warehouse or warehouse_for_lake(self.lake_uri))

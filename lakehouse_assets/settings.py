@@ -12,12 +12,14 @@ from datetime import date
 
 import dagster as dg
 
-from lakehouse_assets.contracts import load_contracts, Contracts
+from lakehouse_assets.contracts import Contracts, load_contracts
 
 DEMO_START_DATE = date(2024, 1, 1)
 DEFAULT_LAKE_URI = "./.lakehouse/data-lake"
+DEFAULT_CATALOG_URI = "sqlite:///.lakehouse/catalog.db"
 
 LAKE_URI_VAR = "LAKEHOUSE_LAKE_URI"
+CATALOG_URI_VAR = "LAKEHOUSE_CATALOG_URI"
 CONTRACTS_VAR = "LAKEHOUSE_CONTRACTS"
 START_DATE_VAR = "LAKEHOUSE_START_DATE"
 
@@ -25,6 +27,7 @@ START_DATE_VAR = "LAKEHOUSE_START_DATE"
 @dataclass(frozen=True)
 class Settings:
     lake_uri: str | dg.EnvVar
+    catalog_uri: str | dg.EnvVar
     contracts_path: str | dg.EnvVar
     contracts: Contracts
     start_date: date
@@ -45,6 +48,7 @@ def settings_from_env() -> Settings:
         raise ValueError(f"{START_DATE_VAR}={start_text!r} is not a date like 2024-01-31") from None
     return Settings(
         lake_uri=_env_or_default(LAKE_URI_VAR, DEFAULT_LAKE_URI),
+        catalog_uri=_env_or_default(CATALOG_URI_VAR, DEFAULT_CATALOG_URI),
         contracts_path=_env_or_default(CONTRACTS_VAR, ""),
         # The asset graph has one asset per contract table, so the contracts are
         # needed to build it, not only to run it.

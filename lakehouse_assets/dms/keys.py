@@ -59,6 +59,15 @@ class DmsObjectKey:
     # counters numerically, CDC by the timestamp in the name.
     order: tuple[int | str, ...]
 
+    @property
+    def order_text(self) -> str:
+        """``order`` as one string that sorts the same way, for columnar sorting."""
+        if self.kind is FileKind.FULL_LOAD:
+            _, folder, segment, counter = self.order
+            return f"0|{folder}|{segment:010d}|{counter:016d}"
+        _, stamp, name = self.order
+        return f"1|{stamp}|{name}"
+
     def partition_date(self, last_modified: datetime | None) -> date:
         """The daily partition the file belongs to (DESIGN.md, bronze layer)."""
         if self.date is not None:

@@ -1,0 +1,229 @@
+"""Silver Iceberg tables: their schema, partition spec and sort order from the contract.
+
+``silver.<table>`` holds the contract's columns (typed) and the DMS metadata;
+``silver.<table>__rejects`` holds rows that failed typing, as raw strings.
+"""
+
+from __future__ import annotations
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import (
+    BucketTransform,
+    DayTransform,
+    HourTransform,
+    IdentityTransform,
+    MonthTransform,
+    Transform,
+    TruncateTransform,
+    YearTransform,
+)
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+)
+
+from lakehouse_assets.contracts import Column, TableContract
+from lakehouse_assets.dms import CHANGE_SEQ, COMMIT_TS, OP, SOURCE_FILE, SOURCE_ROW
+from lakehouse_assets.silver.casting import REASON
+from lakehouse_assets.silver.merge import INGESTED_AT, IS_DELETED
+
+NAMESPACE = "silver"
+# pyiceberg writes format v2; v3 tables it cannot write (and Spark would create them by default).
+TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+
+_SIMPLE: dict[str, IcebergType] = {
+    "smallint": IntegerType(),
+    "int": IntegerType(),
+    "bigint": LongType(),
+    "real": FloatType(),
+    "double": DoubleType(),
+    "boolean": BooleanType(),
+    "string": StringType(),
+    "date": DateType(),
+    "time": TimeType(),
+    "timestamp": TimestampType(),
+    "timestamptz": TimestamptzType(),
+    "json": StringType(),
+    "uuid": StringType(),
+    "bytes": BinaryType(),
+}
+_METADATA_TYPES: dict[str, IcebergType] = {
+    OP: StringType(),
+    COMMIT_TS: TimestamptzType(),
+    CHANGE_SEQ: StringType(),
+    SOURCE_FILE: StringType(),
+    SOURCE_ROW: LongType(),
+    INGESTED_AT: TimestamptzType(),
+    IS_DELETED: BooleanType(),
+}
+_REJECT_METADATA = (OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, REASON)
+
+
+class SchemaEvolutionError(RuntimeError):
+    """The contract changed a silver table in a way a merge cannot follow."""
+
+
+def table_identifier(contract: TableContract) -> str:
+    return f"{NAMESPACE}.{contract.name}"
+
+
+def rejects_identifier(contract: TableContract) -> str:
+    return f"{NAMESPACE}.{contract.name}__rejects"
+
+
+def iceberg_type(column: Column) -> IcebergType:
+    decimal = column.decimal
+    if decimal:
+        return DecimalType(*decimal)
+    return _SIMPLE[column.type]
+
+
+def silver_schema(contract: TableContract) -> Schema:
+    """Contract columns then metadata; only key columns are required (a tombstone may carry
+    only its key), and they are the identifier fields."""
+    fields = [
+        NestedField(index, column.name, iceberg_type(column), required=column.name in contract.primary_key)
+        for index, column in enumerate(contract.columns, start=1)
+    ]
+    fields += [
+        NestedField(index, name, kind, required=False)
+        for index, (name, kind) in enumerate(_METADATA_TYPES.items(), start=len(fields) + 1)
+    ]
+    key_ids = [field.field_id for field in fields if field.name in contract.primary_key]
+    return Schema(*fields, identifier_field_ids=key_ids)
+
+
+def rejects_schema(contract: TableContract) -> Schema:
+    names = [*contract.column_names, *_REJECT_METADATA]
+    kinds = [StringType()] * len(contract.columns) + [
+        _METADATA_TYPES.get(name, StringType()) for name in _REJECT_METADATA
+    ]
+    return Schema(
+        *(
+            NestedField(index, name, kind, required=False)
+            for index, (name, kind) in enumerate(zip(names, kinds), start=1)
+        )
+    )
+
+
+def _transform(name: str) -> Transform:
+    simple = {
+        "identity": IdentityTransform(),
+        "year": YearTransform(),
+        "month": MonthTransform(),
+        "day": DayTransform(),
+        "hour": HourTransform(),
+    }
+    if name in simple:
+        return simple[name]
+    kind, width = name.rstrip("]").split("[")
+    return BucketTransform(int(width)) if kind == "bucket" else TruncateTransform(int(width))
+
+
+def silver_partition_spec(contract: TableContract, schema: Schema) -> PartitionSpec:
+    spec = contract.partition_by
+    if spec is None:
+        return PartitionSpec()
+    source = schema.find_field(spec.column)
+    transform_name = spec.transform.split("[")[0]
+    return PartitionSpec(
+        PartitionField(
+            source_id=source.field_id,
+            field_id=1000,
+            transform=_transform(spec.transform),
+            name=f"{spec.column}_{transform_name}",
+        )
+    )
+
+
+def silver_sort_order(contract: TableContract, schema: Schema) -> SortOrder:
+    # Key order inside files keeps each file's key range tight, so merges prune by min/max.
+    return SortOrder(
+        *(SortField(source_id=schema.find_field(name).field_id, transform=IdentityTransform()) for name in contract.primary_key)
+    )
+
+
+def ensure_namespace(catalog: Catalog) -> None:
+    try:
+        catalog.create_namespace(NAMESPACE)
+    except NamespaceAlreadyExistsError:
+        pass
+
+
+def load_or_create_silver_table(catalog: Catalog, contract: TableContract) -> Table:
+    """The silver table, created from the contract on first use and evolved for new columns."""
+    ensure_namespace(catalog)
+    identifier = table_identifier(contract)
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        schema = silver_schema(contract)
+        return catalog.create_table_if_not_exists(
+            identifier,
+            schema=schema,
+            partition_spec=silver_partition_spec(contract, schema),
+            sort_order=silver_sort_order(contract, schema),
+            properties=TABLE_PROPERTIES,
+        )
+    return evolve_schema(table, contract)
+
+
+def load_or_create_rejects_table(catalog: Catalog, contract: TableContract) -> Table:
+    ensure_namespace(catalog)
+    table = catalog.create_table_if_not_exists(
+        rejects_identifier(contract), schema=rejects_schema(contract), properties=TABLE_PROPERTIES
+    )
+    missing = [name for name in contract.column_names if name not in table.schema().column_names]
+    if missing:
+        with table.update_schema() as update:
+            for name in missing:
+                update.add_column(name, StringType())
+        table = table.refresh()
+    return table
+
+
+def evolve_schema(table: Table, contract: TableContract) -> Table:
+    """Add columns new in the contract; refuse drops and type changes with what to do."""
+    current = table.schema()
+    existing = {field.name: field for field in current.fields if field.name not in _METADATA_TYPES}
+    wanted = {column.name: column for column in contract.columns}
+    dropped = sorted(set(existing) - set(wanted))
+    if dropped:
+        raise SchemaEvolutionError(
+            f"{table_identifier(contract)}: column(s) {', '.join(dropped)} are in the Iceberg table "
+            "but no longer in the contract. Put them back in the contract (DMS keeps sending what "
+            "the source has), or drop them from the table on purpose with ALTER TABLE ... DROP COLUMN "
+            "(Spark/Trino) before the next run."
+        )
+    for name, column in wanted.items():
+        if name in existing and existing[name].field_type != iceberg_type(column):
+            raise SchemaEvolutionError(
+                f"{table_identifier(contract)}: column {name!r} is {existing[name].field_type} in the "
+                f"Iceberg table but {column.type} in the contract. Iceberg cannot change it in place: "
+                "add a new column with the new type to the contract (and the source), or rebuild the "
+                "table by dropping it and re-running silver over all partitions."
+            )
+    added = [column for column in contract.columns if column.name not in existing]
+    if not added:
+        return table
+    with table.update_schema() as update:
+        for column in added:
+            update.add_column(column.name, iceberg_type(column))
+    return table.refresh()
