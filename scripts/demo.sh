@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, generate the scale-1 demo DMS landing into the embedded lake
-# (./.lakehouse/data-lake), and materialize every bronze partition of it.
+# (./.lakehouse/data-lake), and materialize every bronze and silver partition of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,4 +17,4 @@ lake=${LAKEHOUSE_LAKE_URI:-./.lakehouse/data-lake}
 
 .venv/bin/lakehouse-demo generate --scale "$scale" --days "$days" --seed 42 --start "$start" --out "$lake"
 .venv/bin/dagster asset materialize -m lakehouse_assets.definitions \
-    --select 'bronze/*' --partition-range "$start...$last"
+    --select 'bronze/*,silver/*' --partition-range "$start...$last"
