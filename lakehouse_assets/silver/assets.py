@@ -20,14 +20,27 @@ def silver_asset_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["silver", table])
 
 
+def silver_pool(table: str) -> str:
+    """Concurrency pool of a table's merges: at most one at a time with the instance's
+    ``concurrency: pools: default_limit: 1``; different tables run in parallel."""
+    return f"silver_{table}"
+
+
 def build_silver_assets(
-    contracts: Contracts, partitions_def: dg.PartitionsDefinition
+    contracts: Contracts,
+    partitions_def: dg.PartitionsDefinition,
+    automation_condition: dg.AutomationCondition | None = None,
 ) -> list[dg.AssetsDefinition]:
-    return [_silver_asset(contract, partitions_def) for contract in contracts.tables.values()]
+    return [
+        _silver_asset(contract, partitions_def, automation_condition)
+        for contract in contracts.tables.values()
+    ]
 
 
 def _silver_asset(
-    contract: TableContract, partitions_def: dg.PartitionsDefinition
+    contract: TableContract,
+    partitions_def: dg.PartitionsDefinition,
+    automation_condition: dg.AutomationCondition | None = None,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=silver_asset_key(contract.name),
@@ -36,6 +49,8 @@ def _silver_asset(
         partitions_def=partitions_def,
         # A backfill of any length is one run and one commit.
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=silver_pool(contract.name),
+        automation_condition=automation_condition,
         kinds={"iceberg"},
         description=(
             f"Current state of {contract.schema}.{contract.name} (Iceberg "
@@ -76,6 +91,8 @@ def _silver_asset(
                 "snapshot_id": str(result.snapshot_id) if result.snapshot_id else None,
                 "max_commit_ts": result.max_commit_ts.isoformat() if result.max_commit_ts else None,
                 "commit_attempts": result.attempts,
+                # Business dates of the changed rows, per date column: gold/refresh.py reads them.
+                "touched_dates": dg.MetadataValue.json(result.touched_dates),
             }
         )
 

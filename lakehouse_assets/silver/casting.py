@@ -153,10 +153,15 @@ def _to_time(values: pa.Array) -> pa.Array:
     return pc.cast(total, pa.time64("us"))
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _checked_json(values: pa.Array) -> pa.Array:
+    # Python's parser accepts NaN and Infinity; JSON (and PostgreSQL, DuckDB, Trino) does not.
     for text in values.to_pylist():
         if text is not None:
-            json.loads(text)
+            json.loads(text, parse_constant=_reject_constant)
     return values
 
 

@@ -40,14 +40,23 @@ class MergePlan:
 def key_array(table: pa.Table, primary_key: tuple[str, ...]) -> pa.Array:
     """One comparable value per row: the key column, or the joined text of a composite key."""
     if len(primary_key) == 1:
-        return table[primary_key[0]].combine_chunks()
+        values = table[primary_key[0]].combine_chunks()
+        # Iceberg scans return large_string/large_binary; batches from the reader do not.
+        # Joins and set lookups need one type on both sides.
+        if pa.types.is_large_string(values.type):
+            return values.cast(pa.string())
+        if pa.types.is_large_binary(values.type):
+            return values.cast(pa.binary())
+        return values
     parts = [pc.cast(table[name], pa.string()) for name in primary_key]
     return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
 
 
 def file_order(source_files: pa.ChunkedArray | pa.Array, dms: DmsSettings) -> pa.Array:
     """The application order of each row's file, as sortable text (parsed once per file)."""
-    encoded = pc.dictionary_encode(source_files).combine_chunks()
+    encoded = pc.dictionary_encode(source_files)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
     orders = pa.array(
         [parse_object_key(key, dms).order_text for key in encoded.dictionary.to_pylist()],
         pa.string(),

@@ -76,6 +76,16 @@ _METADATA_TYPES: dict[str, IcebergType] = {
 _REJECT_METADATA = (OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, REASON)
 
 
+def silver_table_properties(contract: TableContract) -> dict[str, str]:
+    """Table properties of ``silver.<table>``: full (untruncated) min/max bounds for the key
+    columns, because merges prune data files by key bounds and the default ``truncate(16)``
+    makes string keys that share a 16-character prefix (UUIDv7, "customer-000...") unprunable."""
+    return {
+        **TABLE_PROPERTIES,
+        **{f"write.metadata.metrics.column.{name}": "full" for name in contract.primary_key},
+    }
+
+
 class SchemaEvolutionError(RuntimeError):
     """The contract changed a silver table in a way a merge cannot follow."""
 
@@ -161,10 +171,18 @@ def silver_sort_order(contract: TableContract, schema: Schema) -> SortOrder:
 
 
 def ensure_namespace(catalog: Catalog) -> None:
+    if catalog.namespace_exists(NAMESPACE):
+        return
     try:
         catalog.create_namespace(NAMESPACE)
     except NamespaceAlreadyExistsError:
         pass
+    except Exception:
+        # Runs of several tables start together on a new catalog: another one may create the
+        # namespace between the check and the insert, and SQL catalogs then raise the
+        # database's unique-constraint error rather than NamespaceAlreadyExistsError.
+        if not catalog.namespace_exists(NAMESPACE):
+            raise
 
 
 def load_or_create_silver_table(catalog: Catalog, contract: TableContract) -> Table:
@@ -180,7 +198,7 @@ def load_or_create_silver_table(catalog: Catalog, contract: TableContract) -> Ta
             schema=schema,
             partition_spec=silver_partition_spec(contract, schema),
             sort_order=silver_sort_order(contract, schema),
-            properties=TABLE_PROPERTIES,
+            properties=silver_table_properties(contract),
         )
     return evolve_schema(table, contract)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.conversions import from_bytes
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, In, LessThanOrEqual
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import FileScanTask, Table
@@ -44,6 +44,10 @@ from lakehouse_assets.silver.tables import load_or_create_rejects_table, load_or
 # Snapshot summary property: the newest source commit applied by any merge so far.
 MAX_COMMIT_TS_PROPERTY = "lakehouse.max-commit-ts"
 COMMIT_ATTEMPTS = 8
+# A concurrent commit surfaces as CommitFailedException, or, once pyiceberg's own
+# retry has refreshed the table and found files added since our plan, as
+# ValidationException. Either way nothing landed and the merge must be planned again.
+_CONFLICTS = (CommitFailedException, ValidationException)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class MergeResult:
     snapshot_id: int | None
     max_commit_ts: datetime | None  # newest commit timestamp in this batch
     attempts: int
+    # Per date/timestamp column, the business dates (ISO) of the rows this merge changed,
+    # old and new values: which daily gold partitions must be refreshed (gold/refresh.py).
+    touched_dates: dict[str, list[str]] = field(default_factory=dict)
 
 
 def merge_changes(
@@ -78,11 +85,11 @@ def merge_changes(
         try:
             outcome = _merge_once(table, latest, contract, dms, ingested_at, batch_max)
             break
-        except CommitFailedException:
+        except _CONFLICTS:
             if attempt == COMMIT_ATTEMPTS:
                 raise
             # Another run committed first: plan again on its result.
-            time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + np.random.random()))
+            _backoff(attempt)
     _replace_rejects(catalog, contract, raw, typed.rejects)
     return MergeResult(
         changes=raw.num_rows,
@@ -91,6 +98,10 @@ def merge_changes(
         attempts=attempt,
         **outcome,
     )
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + np.random.random()))
 
 
 def _merge_once(
@@ -129,18 +140,32 @@ def _merge_once(
         return outcome  # nothing newer than the table: no commit, nothing written
 
     winner_keys = plan.winners[KEY].combine_chunks()
-    rewritten, kept = [], []
+    winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
+    replaced_rows = stored.filter(pc.is_in(key_array(stored, contract.primary_key), value_set=winner_keys))
+    outcome["touched_dates"] = touched_dates(contract, [winners, replaced_rows])
+    # Each rewritten file is replaced by its kept rows plus the winners of its own keys, so
+    # file key ranges stay as tight as they were and later merges keep pruning. (Writing all
+    # rewritten rows together would merge their ranges: over time every merge would touch
+    # every file.) Winners of keys no file held go to files of their own.
+    sort_keys = [(name, "ascending") for name in contract.primary_key]
+    rewritten, groups = [], []
+    placed = np.zeros(winners.num_rows, dtype=bool)
     for task, data, data_keys in holding:
         replaced = pc.is_in(data_keys, value_set=winner_keys)
         if pc.any(replaced).as_py():
             rewritten.append(task.file)
-            kept.append(data.filter(pc.invert(replaced)).cast(arrow_schema))
-    winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
-    new_rows = pa.concat_tables([*kept, winners]).sort_by([(name, "ascending") for name in contract.primary_key])
+            own = pc.is_in(winner_keys, value_set=data_keys).to_numpy(zero_copy_only=False) & ~placed
+            placed |= own
+            kept = data.filter(pc.invert(replaced)).cast(arrow_schema)
+            groups.append(pa.concat_tables([kept, winners.filter(pa.array(own))]).sort_by(sort_keys))
+    if not placed.all():
+        groups.append(winners.filter(pa.array(~placed)).sort_by(sort_keys))
 
     properties = {MAX_COMMIT_TS_PROPERTY: _max_commit_ts(table, batch_max)}
     with table.transaction() as transaction:
-        data_files = list(_write_data_files(transaction, table, new_rows))
+        data_files = [
+            data_file for rows in groups for data_file in _write_data_files(transaction, table, rows)
+        ]
         with transaction.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
             for data_file in rewritten:
                 overwrite.delete_data_file(data_file)
@@ -152,6 +177,21 @@ def _merge_once(
         snapshot_id=table.refresh().metadata.current_snapshot_id,
     )
     return outcome
+
+
+def touched_dates(contract: TableContract, tables: list[pa.Table]) -> dict[str, list[str]]:
+    """Per date/timestamp contract column, the sorted distinct dates (UTC) in ``tables``."""
+    touched: dict[str, list[str]] = {}
+    for column in contract.columns:
+        if column.type not in ("date", "timestamp", "timestamptz"):
+            continue
+        days = set()
+        for table in tables:
+            if column.name in table.column_names and table.num_rows:
+                days.update(pc.unique(pc.cast(table[column.name], pa.date32())).drop_null().to_pylist())
+        if days:
+            touched[column.name] = sorted(day.isoformat() for day in days)
+    return touched
 
 
 def _write_data_files(transaction, table: Table, rows: pa.Table):
@@ -181,7 +221,7 @@ def _candidate_files(table: Table, contract: TableContract, keys: pa.Array) -> l
     # The range filter lets pyiceberg skip manifests and files by partition and stats.
     tasks = table.scan(row_filter=And(GreaterThanOrEqual(name, low), LessThanOrEqual(name, high))).plan_files()
     field = table.schema().find_field(name)
-    sorted_keys = keys.to_numpy(zero_copy_only=False)
+    sorted_keys = _comparable_with_bounds(keys).to_numpy(zero_copy_only=False)
     chosen = []
     for task in tasks:
         lower = task.file.lower_bounds.get(field.field_id) if task.file.lower_bounds else None
@@ -196,18 +236,36 @@ def _candidate_files(table: Table, contract: TableContract, keys: pa.Array) -> l
     return chosen
 
 
+def _comparable_with_bounds(keys: pa.Array) -> pa.Array:
+    """Keys in the form ``from_bytes`` decodes Iceberg bounds to: dates as days and
+    timestamps and times as microseconds (plain integers); other types as they are."""
+    if pa.types.is_date32(keys.type):
+        return keys.view(pa.int32())
+    if pa.types.is_timestamp(keys.type) or pa.types.is_time64(keys.type):
+        return keys.view(pa.int64())  # silver stores microseconds, as Iceberg does
+    return keys
+
+
 def _replace_rejects(catalog: Catalog, contract: TableContract, raw: pa.Table, rejects: pa.Table) -> None:
     """Rejects of this batch's files replace earlier rejects of the same files (idempotent reruns)."""
     from lakehouse_assets.silver.tables import rejects_identifier
 
     if rejects.num_rows == 0 and not catalog.table_exists(rejects_identifier(contract)):
         return
-    table = load_or_create_rejects_table(catalog, contract)
     files = pc.unique(raw[SOURCE_FILE]).to_pylist()
-    arrow_schema = table.schema().as_arrow()
-    with table.transaction() as transaction:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-            transaction.delete(In(SOURCE_FILE, files))
-        if rejects.num_rows:
-            transaction.append(rejects.select(arrow_schema.names).cast(arrow_schema))
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table = load_or_create_rejects_table(catalog, contract)
+        arrow_schema = table.schema().as_arrow()
+        try:
+            with table.transaction() as transaction:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                    transaction.delete(In(SOURCE_FILE, files))
+                if rejects.num_rows:
+                    transaction.append(rejects.select(arrow_schema.names).cast(arrow_schema))
+            return
+        except _CONFLICTS:
+            # Another run replaced its files' rejects first: replace ours on top of its commit.
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            _backoff(attempt)
