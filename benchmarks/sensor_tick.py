@@ -1,0 +1,279 @@
+"""DMS landing sensor: does one tick cost the same however many files the bucket holds?
+
+For each size in --existing (default 1,000 / 10,000 / 100,000) it fills a fresh
+lake with that many already-seen CDC files of one table (one file a minute, so
+day folders hold 1,440 files, as DMS writes them), runs the sensor until it has
+taken them all, lands --new files (default 100) and times the next tick: the
+listing from the saved cursor and the bronze materializations and silver run
+requests. The same tick is evaluated --repeat times from the same cursor and
+the median is reported, with the keys the tick read and, on S3, the
+``ListObjectsV2`` requests it sent, and the time relative to the smallest
+bucket: a flat cost is a ratio near 1. On a local lake the last column times the
+same tick with ``LocalLakeStore.list_objects`` (which walks the whole table
+folder) instead of the sensor's lazy ``list_after``.
+
+    python benchmarks/sensor_tick.py                           # local folder lake
+    python benchmarks/sensor_tick.py --store s3 --existing 1000,10000,100000
+
+``--store s3`` starts a moto S3 server on 127.0.0.1 (or uses AWS_ENDPOINT_URL
+with --endpoint). Note that moto answers every ListObjectsV2 by sorting the
+whole bucket in Python, so its wall time grows with the bucket even though the
+requests and keys per tick stay the same; on AWS S3 or MinIO the request count
+is the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from lakehouse_assets.contracts import load_contracts
+from lakehouse_assets.dms import table_prefix
+from lakehouse_assets.lake import open_lake
+from lakehouse_assets.sensors.dms_landing import (
+    LandingCursor,
+    LandingSettings,
+    plan_requests,
+    scan_landing,
+)
+
+CONTRACTS = load_contracts()
+TABLE = "core_event"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def cdc_key(at: datetime) -> str:
+    return (
+        f"{table_prefix(CONTRACTS.dms, 'public', TABLE)}{at:%Y/%m/%d}/"
+        f"{at:%Y%m%d-%H%M%S}{at.microsecond // 1000:03d}.csv"
+    )
+
+
+class Counter:
+    """ListObjectsV2 requests sent and the time spent waiting for them."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.waiting = 0.0
+        self._started = 0.0
+
+    def before(self, **_: object) -> None:
+        self.requests += 1
+        self._started = time.perf_counter()
+
+    def after(self, **_: object) -> None:
+        self.waiting += time.perf_counter() - self._started
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).read()
+            return process, endpoint
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("moto server did not start")
+
+
+def s3_client(endpoint: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        config=Config(max_pool_connections=32),
+    )
+
+
+def fill(store, keys: list[str], client=None, bucket: str | None = None) -> None:
+    if client is None:
+        for key in keys:
+            store.put(key, b"I,x\n")
+        return
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"I,x\n"), keys))
+
+
+def measure(store, counter: Counter | None, existing: int, new: int, repeat: int) -> dict:
+    settings = LandingSettings(max_files_per_tick=max(existing, new) + 1)
+    first, last = date(2024, 1, 1), date.today()
+    now = datetime.now(UTC)
+
+    def tick(cursor: LandingCursor):
+        scan = scan_landing(
+            store, CONTRACTS, cursor, settings, first_day=first, last_day=last, now=now
+        )
+        plan_requests(scan, settings)
+        return scan
+
+    cursor = LandingCursor()
+    taken = 0
+    while True:  # take the existing files
+        scan = tick(cursor)
+        cursor, taken = scan.cursor, taken + len(scan.files)
+        if not scan.files:
+            break
+    assert taken == existing, (taken, existing)
+
+    after = START + timedelta(minutes=existing)
+    fill_new = [cdc_key(after + timedelta(seconds=10 * i)) for i in range(new)]
+    return {"cursor": cursor, "new_keys": fill_new, "tick": tick}
+
+
+def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str | None) -> None:
+    moto = None
+    client = None
+    if store_kind == "s3" and endpoint is None:
+        moto, endpoint = start_moto()
+    try:
+        rows = []
+        for existing in sizes:
+            with tempfile.TemporaryDirectory(prefix="sensor-bench-") as folder:
+                if store_kind == "s3":
+                    client = s3_client(endpoint)
+                    bucket = f"sensor-bench-{uuid.uuid4().hex[:10]}"
+                    client.create_bucket(Bucket=bucket)
+                    counter = Counter()
+                    client.meta.events.register("before-call.s3.ListObjectsV2", counter.before)
+                    client.meta.events.register("after-call.s3.ListObjectsV2", counter.after)
+                    store = open_lake(f"s3://{bucket}", s3_client=client)
+                else:
+                    counter, bucket = None, None
+                    store = open_lake(str(Path(folder) / "lake"))
+                began = time.perf_counter()
+                fill(
+                    store,
+                    [cdc_key(START + timedelta(minutes=i)) for i in range(existing)],
+                    client,
+                    bucket,
+                )
+                fill_seconds = time.perf_counter() - began
+                setup = measure(store, counter, existing, new, repeat)
+                fill(store, setup["new_keys"], client, bucket)
+                naive = None
+                if store_kind == "local":
+                    # The same tick with the store's own listing (walks the whole table folder).
+                    import lakehouse_assets.sensors.dms_landing as landing
+
+                    lazy = landing.list_after
+                    landing.list_after = lambda store, prefix, after: store.list_objects(
+                        prefix, start_after=after
+                    )
+                    try:
+                        samples = []
+                        for _ in range(repeat):
+                            began = time.perf_counter()
+                            setup["tick"](setup["cursor"])
+                            samples.append(time.perf_counter() - began)
+                        naive = statistics.median(samples)
+                    finally:
+                        landing.list_after = lazy
+                times, listed, requests, waits = [], [], [], []
+                for _ in range(repeat):
+                    if counter:
+                        counter.requests, counter.waiting = 0, 0.0
+                    began = time.perf_counter()
+                    scan = setup["tick"](setup["cursor"])
+                    times.append(time.perf_counter() - began)
+                    assert len(scan.files) == new, (len(scan.files), new)
+                    listed.append(scan.listed)
+                    requests.append(counter.requests if counter else 0)
+                    waits.append(counter.waiting if counter else 0.0)
+                rows.append(
+                    (
+                        existing,
+                        new,
+                        statistics.median(times),
+                        listed[0],
+                        requests[0],
+                        naive,
+                        statistics.median(waits),
+                    )
+                )
+                print(
+                    f"  {existing:>8,} existing: tick {statistics.median(times) * 1000:8.1f} ms "
+                    f"(filled in {fill_seconds:.0f} s)",
+                    file=sys.stderr,
+                )
+        base = rows[0][2]
+        print(f"\nDMS landing sensor, one tick, store={store_kind}, median of {repeat}")
+        if store_kind == "s3":
+            print(
+                f"{'existing files':>15}{'new files':>11}{'tick ms':>10}{'keys read':>11}"
+                f"{'LIST reqs':>11}{'in LIST ms':>12}{'sensor ms':>11}{'vs first':>10}"
+            )
+            base_own = rows[0][2] - rows[0][6]
+            for existing, new_files, seconds, keys, reqs, _, wait in rows:
+                own = seconds - wait
+                print(
+                    f"{existing:>15,}{new_files:>11,}{seconds * 1000:>10.1f}{keys:>11,}{reqs:>11}"
+                    f"{wait * 1000:>12.1f}{own * 1000:>11.1f}{own / base_own:>9.2f}x"
+                )
+            print(
+                "(vs first: the sensor's own time, without waiting for the server; moto's\n"
+                " ListObjectsV2 sorts the whole bucket on every request, S3/MinIO do not)"
+            )
+        else:
+            print(
+                f"{'existing files':>15}{'new files':>11}{'tick ms':>10}{'keys read':>11}"
+                f"{'vs first':>10}{'full-walk ms':>14}"
+            )
+            for existing, new_files, seconds, keys, _, naive, _ in rows:
+                naive_text = f"{naive * 1000:.1f}" if naive is not None else "-"
+                print(
+                    f"{existing:>15,}{new_files:>11,}{seconds * 1000:>10.1f}{keys:>11,}"
+                    f"{seconds / base:>9.2f}x{naive_text:>14}"
+                )
+    finally:
+        if moto is not None:
+            moto.terminate()
+            try:
+                moto.wait(timeout=60)  # a server holding 100,000 keys takes a while
+            except subprocess.TimeoutExpired:
+                moto.kill()
+                moto.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", choices=["local", "s3"], default="local")
+    parser.add_argument(
+        "--existing", default="1000,10000,100000", help="comma-separated bucket sizes"
+    )
+    parser.add_argument("--new", type=int, default=100, help="files landing before the timed tick")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--endpoint", help="S3 endpoint (default: start a moto server)")
+    args = parser.parse_args()
+    sizes = [int(text.replace("_", "")) for text in args.existing.split(",")]
+    run(args.store, sizes, args.new, args.repeat, args.endpoint)
+
+
+if __name__ == "__main__":
+    main()
