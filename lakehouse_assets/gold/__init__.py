@@ -1,0 +1,1 @@
+"""gold/<summary>: business summaries in PostgreSQL (DuckDB over silver, Postgres IO manager)."""
