@@ -10,7 +10,15 @@ inserts) and times:
 - baseline: the naive full rewrite (read the whole table, apply the changes in
   memory, overwrite the table), which costs the same whatever the change.
 
+With ``--engine spark``, the same batches are also written as DMS CSV files and
+merged by the Spark engine (local mode, Iceberg's copy-on-write ``MERGE INTO``)
+into its own copy of the table, loaded from the same rows: both engines, same
+data, same run. Spark's time is split into its phases (read and type the files,
+plan against the stored rows, MERGE commit, rejects), and a one-row merge shows
+its fixed cost per run.
+
     python benchmarks/silver_merge.py --rows 1000000 --changes 1000,100000
+    python benchmarks/silver_merge.py --rows 1000000 --changes 1000,100000 --engine spark
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from lakehouse_assets.contracts import Column, DmsSettings, PartitionSpec, TableContract
 from lakehouse_assets.dms import raw_schema
@@ -105,11 +114,63 @@ def full_rewrite(catalog, raw: pa.Table) -> None:
     table.overwrite(pa.concat_tables([kept.cast(schema), new]).sort_by("id"))
 
 
+def write_dms_csv(lake: Path, raw: pa.Table) -> str:
+    """Write a bronze batch as the DMS CSV file it came from (Op only in CDC files); its key."""
+    raw = raw.combine_chunks()
+    key = raw["_source_file"][0].as_py()
+    columns = [] if "/LOAD" in key else [raw["_op"]]
+    columns.append(pc.strftime(raw["_commit_ts"], format="%Y-%m-%d %H:%M:%S"))
+    columns += [raw[name] for name in CONTRACT.column_names]
+    path = lake / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns, names=[f"c{index}" for index in range(len(columns))])
+    pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(include_header=False))
+    return key
+
+
+class SparkBench:
+    """The Spark engine on its own catalog and copy of the table, fed the same rows as CSV."""
+
+    def __init__(self, scratch: Path):
+        from lakehouse_assets.silver.spark_session import lakehouse_spark_session
+
+        self.lake = scratch / "spark-lake"
+        self.catalog_uri = sqlite_uri_for(scratch / "spark-catalog.db")
+        warehouse = (self.lake / "warehouse").as_uri()
+        self.catalog = open_catalog(self.catalog_uri, warehouse)
+        started = time.perf_counter()
+        self.spark = lakehouse_spark_session(self.catalog_uri, warehouse)
+        self.spark.range(1).count()  # the JVM and the executor are up
+        self.session_s = time.perf_counter() - started
+
+    def merge(self, raw: pa.Table) -> tuple[float, dict, object]:
+        from lakehouse_assets.silver.spark_engine import (
+            BronzeFileRef,
+            spark_merge_changes,
+            spark_uri,
+        )
+
+        key = write_dms_csv(self.lake, raw)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        result = spark_merge_changes(
+            self.spark, self.catalog, CONTRACT, DMS, [BronzeFileRef(key, spark_uri(str(self.lake), key))],
+            datetime.now(timezone.utc), timings=timings,
+        )
+        return time.perf_counter() - started, timings, result
+
+
+def _phases(timings: dict) -> str:
+    return " ".join(f"{name} {timings.get(name, 0.0):.1f}" for name in ("read", "plan", "merge", "rejects"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changes", default="1000,100000", help="comma-separated batch sizes")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--engine", choices=("arrow", "spark"), default="arrow",
+                        help="spark: also merge the same batches with the Spark engine (local mode)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     sizes = [int(size) for size in args.changes.split(",")]
@@ -123,7 +184,20 @@ def main() -> None:
         table = catalog.load_table(table_identifier(CONTRACT))
         files = len(list(table.scan().plan_files()))
         print(f"table: {args.rows:,} rows in {files} data files\n")
-        print(f"{'changes':>9} {'spread':<10}{'merge s':>9}{'files rw':>10}{'rewrite s':>11}{'rewrite/merge':>15}")
+        spark = None
+        if args.engine == "spark":
+            spark = SparkBench(Path(scratch))
+            print(f"spark: session start (JVM, local[2]) {spark.session_s:.2f} s")
+            load_s, timings, _ = spark.merge(load)
+            spark_files = len(list(spark.catalog.load_table(table_identifier(CONTRACT)).scan().plan_files()))
+            print(f"spark: initial load of the same {args.rows:,} rows from DMS CSV: {load_s:.2f} s "
+                  f"({_phases(timings)}); {spark_files} data files")
+            warm_s, timings, _ = spark.merge(change_batch(args.rows, 1, False, np.random.default_rng(0), 28))
+            print(f"spark: one-row merge (fixed cost of a run): {warm_s:.2f} s ({_phases(timings)})\n")
+        header = f"{'changes':>9} {'spread':<10}{'merge s':>9}{'files rw':>10}{'rewrite s':>11}{'rewrite/merge':>15}"
+        if spark:
+            header += f"{'spark s':>9}{'spark/merge':>13}{'files rw':>10}  spark phases s"
+        print(header)
         day = 1
         for size in sizes:
             for clustered in (True, False):
@@ -138,10 +212,16 @@ def main() -> None:
                 full_rewrite(catalog, batch)
                 rewrite_s = time.perf_counter() - started
                 spread = "recent" if clustered else "uniform"
-                print(
+                line = (
                     f"{size:>9,} {spread:<10}{merge_s:>9.2f}{result.files_rewritten:>5}/{result.files_scanned:<4}"
                     f"{rewrite_s:>11.2f}{rewrite_s / merge_s:>14.1f}x"
                 )
+                if spark:
+                    spark_s, timings, spark_result = spark.merge(batch)
+                    assert (spark_result.inserted, spark_result.updated) == (result.inserted, result.updated)
+                    line += (f"{spark_s:>9.2f}{spark_s / merge_s:>12.1f}x{spark_result.files_rewritten:>10}"
+                             f"  {_phases(timings)}")
+                print(line)
 
 
 if __name__ == "__main__":
