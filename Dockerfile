@@ -10,7 +10,7 @@ WORKDIR /opt/lakehouse
 COPY pyproject.toml README.md ./
 COPY lakehouse_assets ./lakehouse_assets
 COPY dbt_project ./dbt_project
-RUN pip install --no-cache-dir ".[deploy]"
+RUN pip install --no-cache-dir .
 
 COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/home/
 RUN useradd --create-home --uid 1000 dagster && chown -R dagster /opt/dagster /opt/lakehouse

@@ -22,6 +22,8 @@ LAKE_URI_VAR = "LAKEHOUSE_LAKE_URI"
 CATALOG_URI_VAR = "LAKEHOUSE_CATALOG_URI"
 CONTRACTS_VAR = "LAKEHOUSE_CONTRACTS"
 START_DATE_VAR = "LAKEHOUSE_START_DATE"
+# Gold database; unset: the embedded PostgreSQL server in ./.lakehouse/postgres.
+POSTGRES_URL_VAR = "LAKEHOUSE_POSTGRES_URL"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Settings:
     contracts_path: str | dg.EnvVar
     contracts: Contracts
     start_date: date
+    postgres_url: str | dg.EnvVar = ""  # empty: the embedded server
 
 
 def _env_or_default(name: str, default: str) -> str | dg.EnvVar:
@@ -54,4 +57,5 @@ def settings_from_env() -> Settings:
         # needed to build it, not only to run it.
         contracts=load_contracts(contracts_path or None),
         start_date=start,
+        postgres_url=_env_or_default(POSTGRES_URL_VAR, ""),
     )

@@ -147,3 +147,20 @@ def test_bad_keys_say_what_is_wrong(key, dms, message):
         parse_object_key(key, dms)
     assert str(raised.value).startswith(key)
     assert message in str(raised.value)
+
+
+def test_order_text_sorts_like_order():
+    keys = [
+        parse_object_key(f"bronze/dms/s/t/{name}", FLAT)
+        for name in (
+            "sub/LOAD00000001.csv",
+            "LOAD00000002.csv",
+            "LOAD0000000A.csv",
+            "SEGMENT2_LOAD00000001.csv",
+            "a/b/LOAD00000001.csv",
+            "a/LOAD00000003.csv",
+            "20240102-000000001.csv",
+            "20240101-235959999.csv",
+        )
+    ]
+    assert sorted(keys, key=lambda k: k.order) == sorted(keys, key=lambda k: k.order_text)

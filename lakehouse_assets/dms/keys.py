@@ -64,7 +64,8 @@ class DmsObjectKey:
         """``order`` as one string that sorts the same way, for columnar sorting."""
         if self.kind is FileKind.FULL_LOAD:
             _, folder, segment, counter = self.order
-            return f"0|{folder}|{segment:010d}|{counter:016d}"
+            # \x01 sorts before every path character, so "a" < "a/b" as in the tuple.
+            return f"0|{folder}\x01{segment:010d}|{counter:016d}"
         _, stamp, name = self.order
         return f"1|{stamp}|{name}"
 

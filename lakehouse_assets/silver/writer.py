@@ -124,7 +124,8 @@ def _merge_once(
         data_keys = key_array(data, contract.primary_key)
         if pc.any(pc.is_in(data_keys, value_set=keys)).as_py():
             holding.append((task, data, data_keys))
-    stored = pa.concat_tables([data.filter(pc.is_in(k, value_set=keys)) for _, data, k in holding]) if holding else arrow_schema.empty_table()
+    # promote_options: files written by other engines (Spark) read as string, pyiceberg's as large_string.
+    stored = pa.concat_tables([data.filter(pc.is_in(k, value_set=keys)) for _, data, k in holding], promote_options="permissive") if holding else arrow_schema.empty_table()
     plan = plan_merge(latest, with_position(stored, contract.primary_key, dms), pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")))
     outcome = {
         "inserted": plan.inserted,
