@@ -133,7 +133,7 @@ def file_order_sql(column: str, dms: DmsSettings) -> str:
     stamp = f"(CASE WHEN length({clock}) >= 15 THEN {clock} ELSE rpad({clock}, 15, '0') END)"
     return (
         f"(CASE WHEN {name} RLIKE '^(SEGMENT[0-9]+_)?LOAD[0-9A-Fa-f]+[.]csv([.]gz)?$' "
-        f"THEN concat('0|', {middle}, '|', {_pad_left(segment_number, 10)}, '|', {_pad_left(counter, 16)}) "
+        f"THEN concat('0|', {middle}, chr(1), {_pad_left(segment_number, 10)}, '|', {_pad_left(counter, 16)}) "
         f"WHEN {name} RLIKE '^[0-9]{{8}}-[0-9]+[.]csv([.]gz)?$' THEN concat('1|', {day}, {stamp}, '|', {name}) "
         "END)"
     )
