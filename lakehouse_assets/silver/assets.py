@@ -199,11 +199,7 @@ def _silver_asset(
         pool=silver_pool(contract.name),
         automation_condition=automation_condition,
         kinds={"iceberg"},
-        description=(
-            f"Current state of {contract.schema}.{contract.name} (Iceberg "
-            f"{table_identifier(contract)}; live rows: WHERE NOT _is_deleted). "
-            f"Rows that fail typing land in {rejects_identifier(contract)}."
-        ),
+        description=_description(contract),
     )
     def silver(
         context: dg.AssetExecutionContext,
@@ -218,29 +214,6 @@ def _silver_asset(
             changes,
             ingested_at=datetime.now(timezone.utc),
         )
-        context.log.info(
-            f"{table_identifier(contract)}: {result.changes} changes -> {result.inserted} inserted, "
-            f"{result.updated} updated, {result.deleted} deleted, {result.stale} unchanged (stale), "
-            f"{result.rejected} rejected; {result.files_rewritten} files rewritten"
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "table": table_identifier(contract),
-                "changes": result.changes,
-                "inserted": result.inserted,
-                "updated": result.updated,
-                "deleted": result.deleted,
-                "unchanged": result.stale,
-                "rejected": result.rejected,
-                "files_scanned": result.files_scanned,
-                "files_rewritten": result.files_rewritten,
-                "files_added": result.files_added,
-                "snapshot_id": str(result.snapshot_id) if result.snapshot_id else None,
-                "max_commit_ts": result.max_commit_ts.isoformat() if result.max_commit_ts else None,
-                "commit_attempts": result.attempts,
-                # Business dates of the changed rows, per date column: gold/refresh.py reads them.
-                "touched_dates": dg.MetadataValue.json(result.touched_dates),
-            }
-        )
+        return _materialize_result(context, contract, result, "arrow")
 
     return silver
