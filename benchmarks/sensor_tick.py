@@ -8,9 +8,7 @@ listing from the saved cursor and the bronze materializations and silver run
 requests. The same tick is evaluated --repeat times from the same cursor and
 the median is reported, with the keys the tick read and, on S3, the
 ``ListObjectsV2`` requests it sent, and the time relative to the smallest
-bucket: a flat cost is a ratio near 1. On a local lake the last column times the
-same tick with ``LocalLakeStore.list_objects`` (which walks the whole table
-folder) instead of the sensor's lazy ``list_after``.
+bucket: a flat cost is a ratio near 1.
 
     python benchmarks/sensor_tick.py                           # local folder lake
     python benchmarks/sensor_tick.py --store s3 --existing 1000,10000,100000
@@ -177,24 +175,6 @@ def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str 
                 fill_seconds = time.perf_counter() - began
                 setup = measure(store, counter, existing, new, repeat)
                 fill(store, setup["new_keys"], client, bucket)
-                naive = None
-                if store_kind == "local":
-                    # The same tick with the store's own listing (walks the whole table folder).
-                    import lakehouse_assets.sensors.dms_landing as landing
-
-                    lazy = landing.list_after
-                    landing.list_after = lambda store, prefix, after: store.list_objects(
-                        prefix, start_after=after
-                    )
-                    try:
-                        samples = []
-                        for _ in range(repeat):
-                            began = time.perf_counter()
-                            setup["tick"](setup["cursor"])
-                            samples.append(time.perf_counter() - began)
-                        naive = statistics.median(samples)
-                    finally:
-                        landing.list_after = lazy
                 times, listed, requests, waits = [], [], [], []
                 for _ in range(repeat):
                     if counter:
@@ -213,7 +193,6 @@ def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str 
                         statistics.median(times),
                         listed[0],
                         requests[0],
-                        naive,
                         statistics.median(waits),
                     )
                 )
@@ -229,8 +208,8 @@ def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str 
                 f"{'existing files':>15}{'new files':>11}{'tick ms':>10}{'keys read':>11}"
                 f"{'LIST reqs':>11}{'in LIST ms':>12}{'sensor ms':>11}{'vs first':>10}"
             )
-            base_own = rows[0][2] - rows[0][6]
-            for existing, new_files, seconds, keys, reqs, _, wait in rows:
+            base_own = rows[0][2] - rows[0][5]
+            for existing, new_files, seconds, keys, reqs, wait in rows:
                 own = seconds - wait
                 print(
                     f"{existing:>15,}{new_files:>11,}{seconds * 1000:>10.1f}{keys:>11,}{reqs:>11}"
@@ -243,13 +222,12 @@ def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str 
         else:
             print(
                 f"{'existing files':>15}{'new files':>11}{'tick ms':>10}{'keys read':>11}"
-                f"{'vs first':>10}{'full-walk ms':>14}"
+                f"{'vs first':>10}"
             )
-            for existing, new_files, seconds, keys, _, naive, _ in rows:
-                naive_text = f"{naive * 1000:.1f}" if naive is not None else "-"
+            for existing, new_files, seconds, keys, _, _ in rows:
                 print(
                     f"{existing:>15,}{new_files:>11,}{seconds * 1000:>10.1f}{keys:>11,}"
-                    f"{seconds / base:>9.2f}x{naive_text:>14}"
+                    f"{seconds / base:>9.2f}x"
                 )
     finally:
         if moto is not None:

@@ -70,29 +70,56 @@ class LocalLakeStore(LakeStore):
         return name.startswith(".") and name.endswith(cls._PARTIAL_SUFFIX)
 
     def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        # Walk only the folder the prefix names, in S3's key order (code point
-        # order of str is UTF-8 byte order, which is S3's).
+        # Walk lazily, in S3's key order (code point order of str is UTF-8 byte
+        # order, which is S3's), only the folder the prefix names, skipping
+        # sub-folders whose keys all sort before ``start_after``: like S3's
+        # StartAfter, the cost follows what is returned, not the folder's history.
         folder, _, _ = prefix.rpartition("/")
         try:
             base = self._path(folder) if folder else self.root
         except LakeError:
             return  # no key can live under such a folder
-        if not base.is_dir():
-            return
-        keys: list[tuple[str, Path]] = []
-        for directory, _, files in os.walk(base):
-            relative = Path(directory).relative_to(self.root).as_posix()
-            for name in files:
-                if self._is_partial(name):
-                    continue  # a write in progress (or one that crashed)
-                key = name if relative == "." else f"{relative}/{name}"
-                if key.startswith(prefix) and (start_after is None or key > start_after):
-                    keys.append((key, Path(directory, name)))
-        for key, path in sorted(keys):
+        if base.is_dir():
+            yield from self._walk(base, f"{folder}/" if folder else "", prefix, start_after or "")
+
+    def _walk(
+        self, directory: Path, dir_key: str, prefix: str, start_after: str
+    ) -> Iterator[ObjectInfo]:
+        """Keys under ``directory`` (all starting with ``dir_key``) in key order.
+
+        A folder's keys all start with ``<name>/``, so sorting files by name and
+        folders by ``name + "/"`` orders the entries as their keys order.
+        """
+        try:
+            with os.scandir(directory) as scan:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in scan
+                    if not (entry.is_symlink() and entry.is_dir())
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed since its parent was read
+        for sort_name, entry in sorted(entries, key=lambda item: item[0]):
+            key = dir_key + sort_name
+            if sort_name.endswith("/"):
+                if start_after >= key and not start_after.startswith(key):
+                    continue  # every key below sorts before start_after
+                if not (key.startswith(prefix) or prefix.startswith(key)):
+                    if key > prefix:
+                        return  # past the prefix: nothing later can match
+                    continue
+                yield from self._walk(Path(entry.path), key, prefix, start_after)
+                continue
+            if self._is_partial(entry.name) or key <= start_after:
+                continue  # a write in progress (or one that crashed), or already listed
+            if not key.startswith(prefix):
+                if key > prefix:
+                    return
+                continue
             try:
-                stat = path.stat()
+                stat = entry.stat(follow_symlinks=True)
             except FileNotFoundError:
-                continue  # deleted since the walk, as S3 would no longer list it
+                continue  # deleted since the scan, as S3 would no longer list it
             yield ObjectInfo(
                 key=key,
                 size=stat.st_size,

@@ -1,8 +1,8 @@
 """The DMS landing sensor: new DMS files become bronze partitions and silver runs.
 
 Each tick lists only what is new under each table's folder, with S3
-``list_objects_v2`` ``StartAfter`` (and the same on a local folder, see
-``listing.py``), never the whole prefix. A table folder holds two key streams
+``list_objects_v2`` ``StartAfter`` (a local lake's ``list_objects`` skips
+folders the same way), never the whole prefix. A table folder holds two key streams
 that interleave badly in key order, so each has its own cursor:
 
 * ``cdc``: keys starting with a digit, i.e. the date folders
@@ -51,7 +51,6 @@ from lakehouse_assets.contracts import Contracts, DmsSettings, TableContract
 from lakehouse_assets.dms import DmsKeyError, FileKind, date_folder, parse_object_key, table_prefix
 from lakehouse_assets.lake import LakeStore, ObjectInfo
 from lakehouse_assets.resources import LakeResource
-from lakehouse_assets.sensors.listing import list_after
 from lakehouse_assets.silver.assets import silver_asset_key
 
 SENSOR_NAME = "dms_landing_sensor"
@@ -307,7 +306,7 @@ def _scan_stream(
     else:
         start = state.after or _CDC_END
     took_new = False
-    for info in list_after(store, prefix, prefix + start if start else None):
+    for info in store.list_objects(prefix, start_after=prefix + start if start else None):
         relative = info.key[len(prefix) :]
         if name == CDC:
             if relative >= _CDC_END:

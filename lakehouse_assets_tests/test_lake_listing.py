@@ -1,4 +1,5 @@
-"""``list_after``: the landing sensor's lazy local listing equals the store's listing."""
+"""A local lake lists lazily, like S3's StartAfter: exactly the keys a brute-force
+filter-and-sort gives, reading only the folders on the way."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakehouse_assets.lake import LocalLakeStore, open_lake
-from lakehouse_assets.sensors.listing import list_after
+from lakehouse_assets.lake import LocalLakeStore
 
 # Characters around '/' and the digits, where folder-first walks and S3 order differ.
 SEGMENT = st.text(alphabet="-./09:ALZa_", min_size=1, max_size=3).filter(
@@ -37,13 +37,23 @@ def _write(root: Path, keys: list[str]) -> LocalLakeStore | None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(keys=KEYS, prefix=PROBES, start_after=st.one_of(st.none(), PROBES))
-def test_list_after_equals_the_store_listing(tmp_path_factory, keys, prefix, start_after):
-    store = _write(tmp_path_factory.mktemp("lake"), keys)
-    expected = list(store.list_objects(prefix, start_after=start_after))
-    assert list(list_after(store, prefix, start_after)) == expected
+def test_listing_equals_filtering_and_sorting_every_key(tmp_path_factory, keys, prefix, start_after):
+    root = tmp_path_factory.mktemp("lake")
+    store = _write(root, keys)
+    every_key = sorted(
+        path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()
+    )
+    expected = [
+        key
+        for key in every_key
+        if key.startswith(prefix) and (start_after is None or key > start_after)
+    ]
+    listed = list(store.list_objects(prefix, start_after=start_after))
+    assert [info.key for info in listed] == expected
+    assert [info.size for info in listed] == [len(key.encode()) for key in expected]
 
 
-def test_list_after_is_lazy_and_skips_folders_before_start_after(tmp_path: Path, monkeypatch):
+def test_listing_is_lazy_and_skips_folders_before_start_after(tmp_path: Path, monkeypatch):
     store = LocalLakeStore(tmp_path)
     for day, n in itertools.product(range(1, 6), range(3)):
         store.put(f"t/2024/01/0{day}/f{n}.csv", b"x")
@@ -58,8 +68,8 @@ def test_list_after_is_lazy_and_skips_folders_before_start_after(tmp_path: Path,
         visited.append(Path(path).relative_to(tmp_path).as_posix())
         return real_scandir(path)
 
-    monkeypatch.setattr("lakehouse_assets.sensors.listing.os.scandir", spying_scandir)
-    listing = list_after(store, "t/", "t/2024/01/04/f2.csv")
+    monkeypatch.setattr("lakehouse_assets.lake.store.os.scandir", spying_scandir)
+    listing = store.list_objects("t/", start_after="t/2024/01/04/f2.csv")
     assert next(listing).key == "t/2024/01/05/f0.csv"
     # Only the folders on the way to the start key and the first one after it were read.
     assert visited == ["t", "t/2024", "t/2024/01", "t/2024/01/04", "t/2024/01/05"]
@@ -68,10 +78,3 @@ def test_list_after_is_lazy_and_skips_folders_before_start_after(tmp_path: Path,
         "t/2024/01/05/f2.csv",
         "t/LOAD00000001.csv",
     ]
-
-
-def test_list_after_on_s3_is_the_store_listing(s3_lake_uri: str):
-    store = open_lake(s3_lake_uri)
-    for key in ["a/1", "a/2", "a/LOAD1", "b/1"]:
-        store.put(key, b"x")
-    assert [i.key for i in list_after(store, "a/", "a/1")] == ["a/2", "a/LOAD1"]
