@@ -39,7 +39,11 @@ from lakehouse_assets.silver.merge import (
     plan_merge,
     with_position,
 )
-from lakehouse_assets.silver.tables import load_or_create_rejects_table, load_or_create_silver_table
+from lakehouse_assets.silver.tables import (
+    load_or_create_rejects_table,
+    load_or_create_silver_table,
+    rejects_identifier,
+)
 
 # Snapshot summary property: the newest source commit applied by any merge so far.
 MAX_COMMIT_TS_PROPERTY = "lakehouse.max-commit-ts"
@@ -249,8 +253,6 @@ def _comparable_with_bounds(keys: pa.Array) -> pa.Array:
 
 def _replace_rejects(catalog: Catalog, contract: TableContract, raw: pa.Table, rejects: pa.Table) -> None:
     """Rejects of this batch's files replace earlier rejects of the same files (idempotent reruns)."""
-    from lakehouse_assets.silver.tables import rejects_identifier
-
     if rejects.num_rows == 0 and not catalog.table_exists(rejects_identifier(contract)):
         return
     files = pc.unique(raw[SOURCE_FILE]).to_pylist()
