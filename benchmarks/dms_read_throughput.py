@@ -25,7 +25,7 @@ from datetime import date
 import pyarrow.csv as pcsv
 
 from lakehouse_assets.contracts import load_contracts
-from lakehouse_assets.demo.simulator import generate
+from lakehouse_assets.demo import generate
 from lakehouse_assets.dms import DmsKeyError, parse_object_key, read_dms_file
 from lakehouse_assets.lake import open_lake
 
@@ -67,8 +67,13 @@ def main() -> None:
         lake = args.lake or scratch
         if not args.lake:
             generate(
-                open_lake(lake), contracts, scale=args.scale, days=args.days, seed=args.seed,
-                start=date(2024, 1, 1), gzip=False,
+                open_lake(lake),
+                contracts,
+                scale=args.scale,
+                days=args.days,
+                seed=args.seed,
+                start=date(2024, 1, 1),
+                gzip=False,
             )
         files = load_files(lake)
     total_bytes = sum(len(data) for _, _, data in files)
@@ -77,7 +82,9 @@ def main() -> None:
         options = pcsv.ParseOptions(newlines_in_values=True)
         read_options = pcsv.ReadOptions(autogenerate_column_names=True)
         return sum(
-            pcsv.read_csv(io.BytesIO(data), read_options=read_options, parse_options=options).num_rows
+            pcsv.read_csv(
+                io.BytesIO(data), read_options=read_options, parse_options=options
+            ).num_rows
             for _, _, data in files
         )
 
@@ -93,7 +100,9 @@ def main() -> None:
         raise SystemExit(f"row counts differ: baseline {base_rows}, dms reader {our_rows}")
 
     megabytes = total_bytes / 1e6
-    print(f"files: {len(files)}  bytes: {total_bytes:,}  rows: {our_rows:,}  (best of {args.repeat})")
+    print(
+        f"files: {len(files)}  bytes: {total_bytes:,}  rows: {our_rows:,}  (best of {args.repeat})"
+    )
     print(f"{'reader':<26}{'seconds':>9}{'MB/s':>9}{'rows/s':>13}")
     for name, seconds in (("pyarrow read_csv (plain)", base_s), ("dms reader", ours_s)):
         print(f"{name:<26}{seconds:>9.3f}{megabytes / seconds:>9.1f}{our_rows / seconds:>13,.0f}")

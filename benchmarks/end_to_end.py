@@ -57,7 +57,10 @@ def step_times(home: Path) -> tuple[dict[str, list[tuple[float, float]]], float]
                 continue
             if event.event_type == dg.DagsterEventType.STEP_START:
                 starts[entry.step_key] = entry.timestamp
-            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            elif event.event_type in (
+                dg.DagsterEventType.STEP_SUCCESS,
+                dg.DagsterEventType.STEP_FAILURE,
+            ):
                 spans[layer_of(entry.step_key)].append((starts[entry.step_key], entry.timestamp))
         stats = instance.get_run_stats(run.run_id)
         return spans, (stats.end_time or 0) - (stats.start_time or 0)
@@ -85,17 +88,43 @@ def main() -> int:
     try:
         began = time.perf_counter()
         subprocess.run(
-            [str(bin_dir / "lakehouse-demo"), "generate", "--scale", str(args.scale), "--days", str(args.days),
-             "--seed", "42", "--start", start.isoformat(), "--out", "./.lakehouse/data-lake"],
-            cwd=work, env=env, check=True, capture_output=True,
+            [
+                str(bin_dir / "lakehouse-demo"),
+                "generate",
+                "--scale",
+                str(args.scale),
+                "--days",
+                str(args.days),
+                "--seed",
+                "42",
+                "--start",
+                start.isoformat(),
+                "--out",
+                "./.lakehouse/data-lake",
+            ],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         generated = time.perf_counter() - began
-        command = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "lakehouse_assets.definitions",
-                   "--select", "*", "--partition-range", f"{start}...{last}"]
+        command = [
+            str(bin_dir / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "lakehouse_assets.definitions",
+            "--select",
+            "*",
+            "--partition-range",
+            f"{start}...{last}",
+        ]
         if args.in_process:
             command += ["--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
         began = time.perf_counter()
-        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            command, cwd=work, env=env, capture_output=True, text=True, check=False
+        )
         wall = time.perf_counter() - began
         if result.returncode != 0:
             print(result.stdout[-5000:], result.stderr[-5000:])

@@ -35,9 +35,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from lakehouse_assets.contracts import load_contracts
-from lakehouse_assets.dms import table_prefix
+from lakehouse_assets.dms import cdc_key
 from lakehouse_assets.lake import open_lake
-from lakehouse_assets.sensors.dms_landing import (
+from lakehouse_assets.sensors.landing import (
     LandingCursor,
     LandingSettings,
     plan_requests,
@@ -49,11 +49,9 @@ TABLE = "core_event"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def cdc_key(at: datetime) -> str:
-    return (
-        f"{table_prefix(CONTRACTS.dms, 'public', TABLE)}{at:%Y/%m/%d}/"
-        f"{at:%Y%m%d-%H%M%S}{at.microsecond // 1000:03d}.csv"
-    )
+def landed_key(at: datetime) -> str:
+    """The key of a CDC file of the benchmark's table that DMS wrote at ``at``."""
+    return cdc_key(CONTRACTS.dms, "public", TABLE, at)
 
 
 class Counter:
@@ -141,7 +139,7 @@ def measure(store, counter: Counter | None, existing: int, new: int, repeat: int
     assert taken == existing, (taken, existing)
 
     after = START + timedelta(minutes=existing)
-    fill_new = [cdc_key(after + timedelta(seconds=10 * i)) for i in range(new)]
+    fill_new = [landed_key(after + timedelta(seconds=10 * i)) for i in range(new)]
     return {"cursor": cursor, "new_keys": fill_new, "tick": tick}
 
 
@@ -168,7 +166,7 @@ def run(store_kind: str, sizes: list[int], new: int, repeat: int, endpoint: str 
                 began = time.perf_counter()
                 fill(
                     store,
-                    [cdc_key(START + timedelta(minutes=i)) for i in range(existing)],
+                    [landed_key(START + timedelta(minutes=i)) for i in range(existing)],
                     client,
                     bucket,
                 )

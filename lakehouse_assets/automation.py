@@ -27,16 +27,18 @@ import dagster as dg
 from pyiceberg.catalog import Catalog
 
 from lakehouse_assets.contracts import Contracts, TableContract
+from lakehouse_assets.names import (
+    AUTOMATION_SENSOR_NAME,
+    FRESHNESS_CHECK,
+    MAX_COMMIT_TS_PROPERTY,
+    silver_asset_key,
+)
 from lakehouse_assets.resources import IcebergCatalogResource
-from lakehouse_assets.silver.assets import silver_asset_key
 from lakehouse_assets.silver.tables import table_identifier
-from lakehouse_assets.silver.writer import MAX_COMMIT_TS_PROPERTY
 
 FRESHNESS_MAX_LAG_VAR = "LAKEHOUSE_FRESHNESS_MAX_LAG_MINUTES"
 FRESHNESS_CRON_VAR = "LAKEHOUSE_FRESHNESS_CRON"
 AUTOMATION_INTERVAL_VAR = "LAKEHOUSE_AUTOMATION_INTERVAL_SECONDS"
-AUTOMATION_SENSOR_NAME = "lakehouse_automation"
-FRESHNESS_CHECK = "freshness"
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class AutomationSettings:
             )
         except ValueError as exc:
             raise ValueError(
-                f"{FRESHNESS_MAX_LAG_VAR} (minutes) and {AUTOMATION_INTERVAL_VAR} (seconds) must be "
-                f"numbers: {exc}"
+                f"{FRESHNESS_MAX_LAG_VAR} (minutes) and {AUTOMATION_INTERVAL_VAR} (seconds) "
+                f"must be numbers: {exc}"
             ) from None
 
 
@@ -198,5 +200,8 @@ def build_automation_sensor(
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.interval_seconds,
-        description="Evaluates the automation conditions of every asset and check (follow_upstream, freshness).",
+        description=(
+            "Evaluates the automation conditions of every asset and check "
+            "(follow_upstream, freshness)."
+        ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from lakehouse_assets.automation import (
@@ -10,9 +12,20 @@ from lakehouse_assets.automation import (
     build_freshness_checks,
     follow_upstream,
 )
-from lakehouse_assets.bronze.assets import BRONZE_IO_MANAGER, build_bronze_assets
-from lakehouse_assets.gold.definitions import build_gold_definitions
+from lakehouse_assets.bronze.assets import build_bronze_assets
+from lakehouse_assets.gold.assets import build_gold_assets
+from lakehouse_assets.gold.refresh import build_gold_refresh_sensor
+from lakehouse_assets.gold.summaries import SUMMARIES, summaries_for
 from lakehouse_assets.io_managers.bronze import BronzeIOManager
+from lakehouse_assets.io_managers.postgres import PostgresIOManager
+from lakehouse_assets.marts import build_marts, marts_resource
+from lakehouse_assets.names import (
+    BRONZE_IO_MANAGER,
+    POSTGRES_IO_MANAGER,
+    SPARK_RESOURCE_KEY,
+    gold_asset_key,
+)
+from lakehouse_assets.postgres import PostgresResource
 from lakehouse_assets.resources import ContractsResource, IcebergCatalogResource, LakeResource
 from lakehouse_assets.sensors import (
     LandingSettings,
@@ -20,10 +33,10 @@ from lakehouse_assets.sensors import (
     build_run_failure_sensor,
     webhook_from_env,
 )
-from lakehouse_assets.settings import settings_from_env
+from lakehouse_assets.settings import Settings, settings_from_env
 from lakehouse_assets.silver.assets import build_silver_assets
 from lakehouse_assets.silver.checks import build_silver_checks
-from lakehouse_assets.silver.spark_session import lakehouse_spark_resource
+from lakehouse_assets.silver.spark.session import LakehouseSparkResource
 
 
 @dg.definitions
@@ -34,18 +47,11 @@ def defs() -> dg.Definitions:
         # Today's partition exists while its files are still landing.
         end_offset=1,
     )
-    lake = LakeResource(uri=settings.lake_uri)
-    contracts = ContractsResource(path=settings.contracts_path)
     automation = AutomationSettings.from_env()
-    # dagster-pyspark's resource for the silver Spark engine (None without pyspark installed).
-    spark = lakehouse_spark_resource(settings.catalog_uri, settings.lake_uri)
     core = dg.Definitions(
         assets=[
             *build_bronze_assets(settings.contracts, daily),
-            *build_silver_assets(
-                settings.contracts, daily, automation_condition=follow_upstream(),
-                spark_resource_key="pyspark" if spark else None,
-            ),
+            *build_silver_assets(settings.contracts, daily, automation_condition=follow_upstream()),
         ],
         asset_checks=[
             *build_silver_checks(settings.contracts),
@@ -56,13 +62,54 @@ def defs() -> dg.Definitions:
             build_run_failure_sensor(webhook_from_env()),
             build_automation_sensor(automation),
         ],
+        resources=lake_resources(settings.lake_uri, settings.catalog_uri, settings.contracts_path),
+    )
+    return dg.Definitions.merge(core, gold_and_marts(settings, daily))
+
+
+def lake_resources(
+    lake_uri: str | dg.EnvVar, catalog_uri: str | dg.EnvVar, contracts_path: str | dg.EnvVar = ""
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """The resources bronze and silver run with (tests build their definitions from it too)."""
+    lake = LakeResource(uri=lake_uri)
+    contracts = ContractsResource(path=contracts_path)
+    return {
+        "lake": lake,
+        "contracts": contracts,
+        "iceberg": IcebergCatalogResource(uri=catalog_uri, lake_uri=lake_uri),
+        BRONZE_IO_MANAGER: BronzeIOManager(lake=lake, contracts=contracts),
+        # The silver Spark engine's session: started only when a step uses it.
+        SPARK_RESOURCE_KEY: LakehouseSparkResource(catalog_uri=catalog_uri, lake_uri=lake_uri),
+    }
+
+
+def _keys(assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    return sorted(
+        (key for asset in assets for key in asset.keys), key=lambda key: key.to_user_string()
+    )
+
+
+def gold_and_marts(settings: Settings, daily: dg.TimeWindowPartitionsDefinition) -> dg.Definitions:
+    """Gold summaries, dbt marts, the gold refresh sensor, PostgreSQL and its IO manager."""
+    summaries = summaries_for(frozenset(settings.contracts.tables))
+    if not summaries:  # contracts without the demo tables: no gold, no marts
+        return dg.Definitions()
+    postgres = PostgresResource(url=settings.postgres_url)
+    # The marts read every gold table: only with all of them.
+    marts = list(build_marts(daily)) if len(summaries) == len(SUMMARIES) else []
+    sensor = build_gold_refresh_sensor(
+        summaries,
+        gold_asset_key,
+        daily,
+        partitioned_downstream=_keys(m for m in marts if m.partitions_def is not None),
+        unpartitioned_downstream=_keys(m for m in marts if m.partitions_def is None),
+    )
+    return dg.Definitions(
+        assets=[*build_gold_assets(settings.contracts, daily), *marts],
+        sensors=[sensor],
         resources={
-            "lake": lake,
-            "contracts": contracts,
-            "iceberg": IcebergCatalogResource(uri=settings.catalog_uri, lake_uri=settings.lake_uri),
-            BRONZE_IO_MANAGER: BronzeIOManager(lake=lake, contracts=contracts),
-            **({"pyspark": spark} if spark else {}),
+            "postgres": postgres,
+            POSTGRES_IO_MANAGER: PostgresIOManager(postgres=postgres),
+            "dbt": marts_resource(),
         },
     )
-    # Gold summaries, dbt marts, the gold refresh sensor, PostgreSQL and its IO manager.
-    return dg.Definitions.merge(core, build_gold_definitions(settings, daily))

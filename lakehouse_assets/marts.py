@@ -16,11 +16,13 @@ keys, so bronze -> silver -> gold -> marts is one lineage graph.
   hand and nothing generated is committed.
 """
 
-
+import fcntl
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 DAILY_TAG = "daily"
 MARTS_PREFIX = "marts"
 _PROJECT_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
+_PARTIAL_PARSE_FILE = "partial_parse.msgpack"  # dagster-dbt copies it into each run's target
 
 
 def dbt_executable() -> str:
@@ -58,24 +61,61 @@ def manifest_is_stale(project: DbtProject) -> bool:
     built = manifest.stat().st_mtime
     for name in _PROJECT_INPUTS:
         path = Path(project.project_dir) / name
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+        files = (
+            [path]
+            if path.is_file()
+            else [p for p in path.rglob("*") if p.is_file()]
+            if path.exists()
+            else []
+        )
         if any(file.stat().st_mtime > built for file in files):
             return True
     return False
 
 
-def prepare_manifest(project: DbtProject) -> Path:
-    """``dbt parse`` when the manifest is missing or stale; safe when processes race."""
-    from dagster._utils import run_with_concurrent_update_guard
+@contextmanager
+def _manifest_lock(target_dir: Path) -> Iterator[None]:
+    """Held, across processes, while one process checks and rewrites the manifest.
 
-    def parse(**_: Any) -> None:
+    Dagster loads the definitions in every step process; with the lock, those that find the
+    manifest stale at once parse once (the others wait, then find it fresh). The kernel drops
+    an flock when its holder exits, so a crashed parse leaves no stale lock.
+    """
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with (target_dir / ".manifest.lock").open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _parse(project: DbtProject, manifest: Path) -> None:
+    """``dbt parse`` into a folder of its own, then move its results next to ``manifest``.
+
+    dbt writes its files in place; the moves are atomic, so a process loading the definitions
+    meanwhile (without the lock: the manifest it found was fresh) never reads half a manifest.
+    The manifest moves last: once it is there, so is the partial-parse state dbt runs start
+    from.
+    """
+    scratch = manifest.parent / f".parse-{os.getpid()}"
+    try:
         DbtCliResource(
             project_dir=project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
-        ).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+        ).cli(["parse", "--quiet"], target_path=scratch).wait()
+        partial_parse = scratch / _PARTIAL_PARSE_FILE
+        if partial_parse.exists():  # unless the project turns partial parsing off
+            os.replace(partial_parse, manifest.parent / _PARTIAL_PARSE_FILE)
+        os.replace(scratch / manifest.name, manifest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
+
+def prepare_manifest(project: DbtProject) -> Path:
+    """``dbt parse`` when the manifest is missing or stale; safe when processes race."""
+    manifest = Path(project.manifest_path)
     if manifest_is_stale(project):
-        run_with_concurrent_update_guard(Path(project.manifest_path), parse)
-    return Path(project.manifest_path)
+        with _manifest_lock(manifest.parent):
+            if manifest_is_stale(project):  # another process may have parsed while this one waited
+                _parse(project, manifest)
+    return manifest
 
 
 class MartsTranslator(DagsterDbtTranslator):
@@ -110,9 +150,14 @@ def build_marts(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.As
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
     )
-    def marts_daily(context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource) -> Iterator:
+    def marts_daily(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
+    ) -> Iterator:
         window = context.partition_time_window
-        dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
+        dbt_vars = {
+            "min_date": window.start.date().isoformat(),
+            "max_date": window.end.date().isoformat(),
+        }
         _use_connection(postgres)
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
@@ -124,7 +169,9 @@ def build_marts(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.As
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
     )
-    def marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource) -> Iterator:
+    def marts(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
+    ) -> Iterator:
         _use_connection(postgres)
         yield from dbt.cli(["build"], context=context).stream()
 
@@ -134,5 +181,7 @@ def build_marts(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.As
 def marts_resource() -> DbtCliResource:
     """The ``dbt`` resource the marts assets run dbt with."""
     return DbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+        project_dir=str(DBT_PROJECT_DIR),
+        profiles_dir=str(DBT_PROJECT_DIR),
+        dbt_executable=dbt_executable(),
     )

@@ -1,14 +1,11 @@
 """Dagster resources: where the lake is, and which contracts describe its tables."""
 
-from functools import lru_cache
-
 import dagster as dg
-
 from pyiceberg.catalog import Catalog
 
-from lakehouse_assets.contracts import Contracts, load_contracts
+from lakehouse_assets.contracts import Contracts, load_contracts_cached
 from lakehouse_assets.lake import LakeStore, open_lake
-from lakehouse_assets.silver.catalog import open_catalog, warehouse_for_lake
+from lakehouse_assets.lake.catalog import open_catalog, warehouse_for_lake
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -27,12 +24,8 @@ class ContractsResource(dg.ConfigurableResource):
     path: str = ""
 
     def load(self) -> Contracts:
-        return _load_cached(self.path)
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: str) -> Contracts:
-    return load_contracts(path or None)
+        # The same object the definitions were built from in this process.
+        return load_contracts_cached(self.path)
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):

@@ -12,7 +12,7 @@ from datetime import date
 
 import dagster as dg
 
-from lakehouse_assets.contracts import Contracts, load_contracts
+from lakehouse_assets.contracts import Contracts, load_contracts_cached
 
 DEMO_START_DATE = date(2024, 1, 1)
 DEFAULT_LAKE_URI = "./.lakehouse/data-lake"
@@ -55,7 +55,7 @@ def settings_from_env() -> Settings:
         contracts_path=_env_or_default(CONTRACTS_VAR, ""),
         # The asset graph has one asset per contract table, so the contracts are
         # needed to build it, not only to run it.
-        contracts=load_contracts(contracts_path or None),
+        contracts=load_contracts_cached(contracts_path),
         start_date=start,
         postgres_url=_env_or_default(POSTGRES_URL_VAR, ""),
     )

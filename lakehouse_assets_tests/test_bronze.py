@@ -1,6 +1,6 @@
 """Bronze assets and the bronze IO manager, on a local folder and on a real S3 API."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pyarrow as pa
@@ -17,14 +17,16 @@ CONTRACTS = load_contracts()
 TABLE = CONTRACTS.table("core_tenant")
 PREFIX = "bronze/dms/public/core_tenant/"
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
-LOAD_TIME = datetime(2024, 1, 1, 6, 0, tzinfo=timezone.utc)
+LOAD_TIME = datetime(2024, 1, 1, 6, 0, tzinfo=UTC)
 
 # core_tenant: id, name, slug, plan, settings, is_active, billing_cutoff, created_at, updated_at
 LOAD_1 = b"2024-01-01 06:00:00,1,Acme,acme,pro,{},t,10:00:00,2023-12-01 00:00:00,\n"
 LOAD_A = b'2024-01-01 06:00:00,2,"Globex, ""Intl""",globex,free,,f,,2023-12-02 00:00:00,\n'
 CDC_DAY2 = (
-    b'I,2024-01-02 09:00:00.5,3,"Init\nech",initech,pro,"{""k"": ""v""}",true,,2024-01-02 09:00:00,\n'
-    b"U,2024-01-02 09:30:00,1,Acme,acme,enterprise,{},t,10:00:00,2023-12-01 00:00:00,2024-01-02 09:30:00\n"
+    b'I,2024-01-02 09:00:00.5,3,"Init\nech",initech,pro,'
+    b'"{""k"": ""v""}",true,,2024-01-02 09:00:00,\n'
+    b"U,2024-01-02 09:30:00,1,Acme,acme,enterprise,{},t,10:00:00,"
+    b"2023-12-01 00:00:00,2024-01-02 09:30:00\n"
 )
 CDC_DAY3 = b"D,2024-01-03 11:00:00,2,,,,,,,,\n"
 
@@ -56,7 +58,9 @@ def bronze_assets(partitions_def: dg.PartitionsDefinition = DAILY) -> list[dg.As
 
 
 def tenant_bronze(partitions_def: dg.PartitionsDefinition = DAILY) -> dg.AssetsDefinition:
-    return next(a for a in bronze_assets(partitions_def) if a.key == bronze_asset_key("core_tenant"))
+    return next(
+        a for a in bronze_assets(partitions_def) if a.key == bronze_asset_key("core_tenant")
+    )
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -90,7 +94,9 @@ def test_partition_listing_is_per_day_in_application_order(lake_uri):
 
 def test_materialize_partition_records_files_bytes_rows_and_commit_range(lake_uri):
     seed_lake(lake_uri)
-    result = dg.materialize([tenant_bronze()], partition_key="2024-01-02", resources=resources(lake_uri))
+    result = dg.materialize(
+        [tenant_bronze()], partition_key="2024-01-02", resources=resources(lake_uri)
+    )
     assert result.success
     metadata = materialization_metadata(result)
     assert metadata["files"] == 1
@@ -155,7 +161,10 @@ def test_partition_range_in_one_run(lake_uri):
 def test_broken_file_fails_the_partition_naming_file_and_line(lake_uri):
     store = open_lake(lake_uri)
     key = PREFIX + "2024/01/04/20240104-080000000.csv"
-    store.put(key, b"I,2024-01-04 08:00:00,5,Ok,ok,,,,,2024-01-04 08:00:00,\nI,2024-01-04 08:00:01,6,short\n")
+    store.put(
+        key,
+        b"I,2024-01-04 08:00:00,5,Ok,ok,,,,,2024-01-04 08:00:00,\nI,2024-01-04 08:00:01,6,short\n",
+    )
     with pytest.raises(Exception) as raised:
         dg.materialize([tenant_bronze()], partition_key="2024-01-04", resources=resources(lake_uri))
     assert f"{key}, line 2: expected 11 fields" in str(raised.value)

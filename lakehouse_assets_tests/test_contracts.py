@@ -96,7 +96,8 @@ def _mutate(path: list, value):
         (
             ["tables", "core_order", "primary_key"],
             ["order_id"],
-            "table 'core_order', field 'primary_key': column 'order_id' is not in the table's columns",
+            "table 'core_order', field 'primary_key': "
+            "column 'order_id' is not in the table's columns",
         ),
         (
             ["tables", "core_order", "columns", 2, "name"],
@@ -106,7 +107,8 @@ def _mutate(path: list, value):
         (
             ["tables", "core_order", "partition_by", "column"],
             "placed_at",
-            "table 'core_order', field 'partition_by.column': column 'placed_at' is not in the table's columns",
+            "table 'core_order', field 'partition_by.column': "
+            "column 'placed_at' is not in the table's columns",
         ),
         (
             ["tables", "core_order", "partition_by", "transform"],
@@ -116,12 +118,14 @@ def _mutate(path: list, value):
         (
             ["tables", "core_order", "partition_by"],
             {"column": "total", "transform": "day"},
-            "table 'core_order', field 'partition_by.transform': transform 'day' needs a date or timestamp",
+            "table 'core_order', field 'partition_by.transform': "
+            "transform 'day' needs a date or timestamp",
         ),
         (
             ["tables", "core_order", "columns", 1, "type"],
             "decimal(4,6)",
-            "field 'columns[1].type': column 'total': decimal(4,6) needs 0 <= scale <= precision <= 38",
+            "field 'columns[1].type': column 'total': "
+            "decimal(4,6) needs 0 <= scale <= precision <= 38",
         ),
         (
             ["tables", "core_order", "columns", 1, "name"],

@@ -35,8 +35,8 @@ from lakehouse_assets.contracts import (
     load_contracts,
     parse_contracts,
 )
+from lakehouse_assets.demo import EXPECTED_PREFIX, MANIFEST_KEY, generate
 from lakehouse_assets.demo.cli import main
-from lakehouse_assets.demo.simulator import EXPECTED_PREFIX, MANIFEST_KEY, generate
 from lakehouse_assets.dms import FileKind, parse_object_key, read_dms_file, table_prefix
 from lakehouse_assets.lake.store import LakeStore, open_lake
 

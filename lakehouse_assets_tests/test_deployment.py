@@ -56,7 +56,10 @@ def test_services_wait_for_healthy_dependencies(stack):
     assert services["dagster-code"]["depends_on"]["minio-init"]["condition"] == (
         "service_completed_successfully"
     )
-    assert services["dagster-webserver"]["depends_on"]["dagster-code"]["condition"] == "service_healthy"
+    assert (
+        services["dagster-webserver"]["depends_on"]["dagster-code"]["condition"]
+        == "service_healthy"
+    )
 
 
 def test_dagster_services_point_at_minio_and_postgres(stack):

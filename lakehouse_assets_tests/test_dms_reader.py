@@ -2,7 +2,7 @@
 
 import gzip
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
@@ -31,12 +31,12 @@ def read(text: str | bytes, key: str = CDC_KEY, dms: DmsSettings = DMS) -> pa.Ta
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 def test_cdc_rows_get_contract_names_raw_strings_and_metadata():
     table = read(
-        "I,2024-01-02 10:00:00.123456,1,Ann,\"{\"\"vip\"\": true}\"\n"
+        'I,2024-01-02 10:00:00.123456,1,Ann,"{""vip"": true}"\n'
         "U,2024-01-02 10:00:01.5,1,Ann B.,\n"
         "D,2024-01-02 10:00:02,1,,\n"
     )
@@ -153,7 +153,9 @@ def test_wrong_field_count_names_file_line_and_row():
 
 
 def test_too_few_fields_in_full_load():
-    with pytest.raises(DmsFormatError, match=r"LOAD00000001.csv, line 2: expected 4 fields .* found 2"):
+    with pytest.raises(
+        DmsFormatError, match=r"LOAD00000001.csv, line 2: expected 4 fields .* found 2"
+    ):
         read("2024-01-01 09:00:00,7,Ann,\n2024-01-01 09:00:00,8\n", key=LOAD_KEY)
 
 

@@ -29,16 +29,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse_assets.automation import AUTOMATION_SENSOR_NAME
 from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.lake import open_lake
-from lakehouse_assets.sensors.dms_landing import SENSOR_NAME
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.names import AUTOMATION_SENSOR_NAME, silver_pool
+from lakehouse_assets.names import LANDING_SENSOR_NAME as SENSOR_NAME
 from lakehouse_assets.sensors.run_failure import SENSOR_NAME as FAILURE_SENSOR_NAME
-from lakehouse_assets.silver.assets import silver_pool
-from lakehouse_assets.silver.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
 from lakehouse_assets.silver.tables import table_identifier
 from lakehouse_assets_tests.conftest import LOOPBACK, free_loopback_port
+
+pytestmark = pytest.mark.dagster_dev
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONTRACTS = load_contracts()
@@ -199,7 +200,8 @@ def wait_for(what: str, dev: DagsterDev, condition, timeout: float, interval: fl
     while time.monotonic() < deadline:
         if dev.process.poll() is not None:
             pytest.fail(
-                f"dagster dev exited ({dev.process.returncode}) while waiting for {what}:\n{dev.log_tail()}"
+                f"dagster dev exited ({dev.process.returncode}) "
+                f"while waiting for {what}:\n{dev.log_tail()}"
             )
         try:
             value = condition()
@@ -210,7 +212,8 @@ def wait_for(what: str, dev: DagsterDev, condition, timeout: float, interval: fl
             last_error = exc
         time.sleep(interval)
     pytest.fail(
-        f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})\n{dev.log_tail()}"
+        f"timed out after {timeout:.0f} s waiting for {what} "
+        f"(last error: {last_error})\n{dev.log_tail()}"
     )
 
 
@@ -363,7 +366,8 @@ def test_dagster_dev_sensor_and_automation_build_silver_and_a_graphql_backfill_c
 
     # One slot per silver pool.
     instance = dev.graphql(
-        "{ instance { poolConfig { defaultPoolLimit } concurrencyLimits { concurrencyKey slotCount } } }"
+        "{ instance { poolConfig { defaultPoolLimit } "
+        "concurrencyLimits { concurrencyKey slotCount } } }"
     )
     assert instance["instance"]["poolConfig"]["defaultPoolLimit"] == 1
     limits = {

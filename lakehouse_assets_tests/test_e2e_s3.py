@@ -29,9 +29,11 @@ import pytest
 from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.lake import open_lake
+from lakehouse_assets.lake.catalog import open_catalog, warehouse_for_lake
 from lakehouse_assets.postgres import embedded_postgres_url, stop_embedded_postgres
-from lakehouse_assets.silver.catalog import open_catalog, warehouse_for_lake
 from lakehouse_assets.silver.tables import table_identifier
+
+pytestmark = pytest.mark.dbt
 
 CONTRACTS = load_contracts()
 TODAY = datetime.now(UTC).date()

@@ -30,6 +30,8 @@ import pytest
 
 from lakehouse_assets.postgres import embedded_postgres_url, stop_embedded_postgres
 
+pytestmark = pytest.mark.dbt
+
 DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 PAID = {"paid", "shipped", "delivered"}
 FUNNEL = ("page_view", "product_view", "add_to_cart", "checkout_started", "purchase")
@@ -39,7 +41,12 @@ CENT = Decimal("0.01")
 def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -58,9 +65,24 @@ def demo():
         LAKEHOUSE_FRESHNESS_MAX_LAG_MINUTES=str(10**9),
     )
     generated = subprocess.run(
-        [str(Path(sys.executable).with_name("lakehouse-demo")), "generate", "--scale", "0.02", "--days", "3",
-         "--seed", "42", "--out", "./.lakehouse/data-lake"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(Path(sys.executable).with_name("lakehouse-demo")),
+            "generate",
+            "--scale",
+            "0.02",
+            "--days",
+            "3",
+            "--seed",
+            "42",
+            "--out",
+            "./.lakehouse/data-lake",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert generated.returncode == 0, generated.stderr
     pgdata = work / ".lakehouse" / "postgres"
@@ -68,10 +90,20 @@ def demo():
         # One process for all steps keeps the test short; the per-step processes of the
         # default executor share the embedded server the same way (test_embedded_server_*).
         built = _cli(
-            ["asset", "materialize", "-m", "lakehouse_assets.definitions", "--select", "*",
-             "--partition-range", f"{DAYS[0]}...{DAYS[-1]}",
-             "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})],
-            work, env,
+            [
+                "asset",
+                "materialize",
+                "-m",
+                "lakehouse_assets.definitions",
+                "--select",
+                "*",
+                "--partition-range",
+                f"{DAYS[0]}...{DAYS[-1]}",
+                "--config-json",
+                json.dumps({"execution": {"config": {"in_process": {}}}}),
+            ],
+            work,
+            env,
         )
         yield {"work": work, "home": home, "env": env, "built": built, "pgdata": pgdata}
     finally:
@@ -81,7 +113,9 @@ def demo():
 
 @pytest.fixture(scope="module")
 def gold_db(demo):
-    assert demo["built"].returncode == 0, demo["built"].stdout[-6000:] + demo["built"].stderr[-6000:]
+    assert demo["built"].returncode == 0, (
+        demo["built"].stdout[-6000:] + demo["built"].stderr[-6000:]
+    )
     connection = psycopg2.connect(embedded_postgres_url(demo["pgdata"]))
     yield connection
     connection.close()
@@ -96,7 +130,9 @@ def _query(connection, text: str, params: tuple = ()) -> list[tuple]:
 
 
 def _oracle(demo, table: str) -> list[dict]:
-    return pq.read_table(demo["work"] / ".lakehouse" / "data-lake" / "demo" / "expected" / f"{table}.parquet").to_pylist()
+    return pq.read_table(
+        demo["work"] / ".lakehouse" / "data-lake" / "demo" / "expected" / f"{table}.parquet"
+    ).to_pylist()
 
 
 def _day(value: datetime) -> str:
@@ -113,7 +149,9 @@ def _money(value: Decimal) -> Decimal:
 def test_cli_builds_every_layer_and_every_check_passes(demo, gold_db):
     instance = dg.DagsterInstance.from_config(str(demo["home"]))
     try:
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(["marts", "tenant_kpis"])), limit=5).records
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["marts", "tenant_kpis"])), limit=5
+        ).records
         assert records, "marts/tenant_kpis was not materialized"
         materialized = {
             key.to_user_string()
@@ -121,26 +159,49 @@ def test_cli_builds_every_layer_and_every_check_passes(demo, gold_db):
             if instance.get_latest_materialization_event(key) is not None
         }
         for layer, expected in {
-            "bronze": 8, "silver": 8, "gold": 6, "marts": 2,
+            "bronze": 8,
+            "silver": 8,
+            "gold": 6,
+            "marts": 2,
         }.items():
-            assert len([key for key in materialized if key.startswith(f"{layer}/")]) == expected, (layer, materialized)
+            assert len([key for key in materialized if key.startswith(f"{layer}/")]) == expected, (
+                layer,
+                materialized,
+            )
         evaluations = [
             record.event_log_entry.dagster_event.event_specific_data
             for record in instance.get_event_records(  # deprecated for 2.0; the API of 1.13
-               
-                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=1000
+                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+                limit=1000,
             )
         ]
         failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
         assert not failed
         checked = {e.asset_key.path[0] for e in evaluations}
         assert {"silver", "marts"} <= checked
-        assert len([e for e in evaluations if e.asset_key.path[0] == "marts"]) == 15  # every dbt test
+        assert (
+            len([e for e in evaluations if e.asset_key.path[0] == "marts"]) == 15
+        )  # every dbt test
     finally:
         instance.dispose()
-    schemas = {row[0] for row in _query(gold_db, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema IN ('gold', 'marts')")}
-    assert {"gold.daily_revenue", "gold.mrr", "gold.event_funnel", "gold.product_daily",
-            "gold.customer_lifetime_value", "gold.tenants", "marts.tenant_kpis", "marts.customer_segments"} <= schemas
+    schemas = {
+        row[0]
+        for row in _query(
+            gold_db,
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('gold', 'marts')",
+        )
+    }
+    assert {
+        "gold.daily_revenue",
+        "gold.mrr",
+        "gold.event_funnel",
+        "gold.product_daily",
+        "gold.customer_lifetime_value",
+        "gold.tenants",
+        "marts.tenant_kpis",
+        "marts.customer_segments",
+    } <= schemas
 
 
 # --------------------------------------------------------------------------- gold vs the oracle
@@ -151,7 +212,15 @@ def test_daily_revenue_matches_the_oracle(demo, gold_db):
     units = defaultdict(int)
     for item in _oracle(demo, "core_orderitem"):
         units[item["order_id"]] += item["quantity"] or 0
-    expected: dict[tuple, dict] = defaultdict(lambda: {"orders": 0, "paid_orders": 0, "revenue": Decimal(0), "items_sold": 0, "new_customers": 0})
+    expected: dict[tuple, dict] = defaultdict(
+        lambda: {
+            "orders": 0,
+            "paid_orders": 0,
+            "revenue": Decimal(0),
+            "items_sold": 0,
+            "new_customers": 0,
+        }
+    )
     for order in orders:
         row = expected[(_day(order["created_at"]), order["tenant_id"])]
         row["orders"] += 1
@@ -163,13 +232,24 @@ def test_daily_revenue_matches_the_oracle(demo, gold_db):
         if _day(customer["created_at"]) in DAYS:
             expected[(_day(customer["created_at"]), customer["tenant_id"])]["new_customers"] += 1
 
-    rows = _query(gold_db, 'SELECT day, tenant_id, orders, paid_orders, revenue, items_sold, average_order_value, new_customers FROM gold.daily_revenue')
-    actual = {(day.isoformat(), tenant): (o, p, r, i, a, n) for day, tenant, o, p, r, i, a, n in rows}
+    rows = _query(
+        gold_db,
+        "SELECT day, tenant_id, orders, paid_orders, revenue, items_sold, "
+        "average_order_value, new_customers FROM gold.daily_revenue",
+    )
+    actual = {
+        (day.isoformat(), tenant): (o, p, r, i, a, n) for day, tenant, o, p, r, i, a, n in rows
+    }
     assert set(actual) == set(expected)
     for key, want in expected.items():
         orders_, paid, revenue, items, average, new = actual[key]
         assert (orders_, paid, revenue, items, new) == (
-            want["orders"], want["paid_orders"], want["revenue"], want["items_sold"], want["new_customers"]), key
+            want["orders"],
+            want["paid_orders"],
+            want["revenue"],
+            want["items_sold"],
+            want["new_customers"],
+        ), key
         if want["paid_orders"]:
             assert abs(average - want["revenue"] / want["paid_orders"]) <= CENT
         else:
@@ -188,7 +268,11 @@ def test_mrr_matches_the_oracle(demo, gold_db):
                 continue
             entry = per_tenant[sub["tenant_id"]]
             if sub["canceled_at"] is None or sub["canceled_at"] >= end:
-                monthly = sub["price"] * sub["quantity"] / (12 if sub["billing_interval"] == "year" else 1)
+                monthly = (
+                    sub["price"]
+                    * sub["quantity"]
+                    / (12 if sub["billing_interval"] == "year" else 1)
+                )
                 entry[0] += monthly
                 entry[1] += 1
         for tenant, (mrr, active) in per_tenant.items():
@@ -210,10 +294,21 @@ def test_event_funnel_matches_the_oracle(demo, gold_db):
         if day not in DAYS:
             continue
         tenant_days.add((day, event["tenant_id"]))
-        who = f"customer:{event['customer_id']}" if event["customer_id"] is not None else f"session:{event['session_id']}"
+        who = (
+            f"customer:{event['customer_id']}"
+            if event["customer_id"] is not None
+            else f"session:{event['session_id']}"
+        )
         users[(day, event["tenant_id"], event["event_type"])].add(who)
-    rows = _query(gold_db, "SELECT day, tenant_id, step_number, step, users, conversion_from_previous, conversion_from_first FROM gold.event_funnel")
-    actual = {(day.isoformat(), tenant, number): (step, n, previous, first) for day, tenant, number, step, n, previous, first in rows}
+    rows = _query(
+        gold_db,
+        "SELECT day, tenant_id, step_number, step, users, conversion_from_previous, "
+        "conversion_from_first FROM gold.event_funnel",
+    )
+    actual = {
+        (day.isoformat(), tenant, number): (step, n, previous, first)
+        for day, tenant, number, step, n, previous, first in rows
+    }
     assert len(actual) == len(tenant_days) * len(FUNNEL)
     for day, tenant in tenant_days:
         counts = [len(users[(day, tenant, step)]) for step in FUNNEL]
@@ -227,7 +322,11 @@ def test_event_funnel_matches_the_oracle(demo, gold_db):
 
 
 def test_product_daily_matches_the_oracle(demo, gold_db):
-    orders = {o["id"]: o for o in _oracle(demo, "core_order") if _day(o["created_at"]) in DAYS and o["status"] in PAID}
+    orders = {
+        o["id"]: o
+        for o in _oracle(demo, "core_order")
+        if _day(o["created_at"]) in DAYS and o["status"] in PAID
+    }
     expected: dict[tuple, list] = defaultdict(lambda: [set(), 0, Decimal(0), Decimal(0)])
     for item in _oracle(demo, "core_orderitem"):
         order = orders.get(item["order_id"])
@@ -238,11 +337,16 @@ def test_product_daily_matches_the_oracle(demo, gold_db):
         row[1] += item["quantity"]
         row[2] += item["quantity"] * item["unit_price"]
         row[3] += item["discount"] or 0
-    rows = _query(gold_db, "SELECT day, product_id, orders, units, gross_revenue, net_revenue FROM gold.product_daily")
+    rows = _query(
+        gold_db,
+        "SELECT day, product_id, orders, units, gross_revenue, net_revenue FROM gold.product_daily",
+    )
     actual = {(day.isoformat(), product): (o, u, g, n) for day, product, o, u, g, n in rows}
     assert set(actual) == set(expected)
     for key, (order_ids, quantity, gross, discount) in expected.items():
-        assert actual[key] == (len(order_ids), quantity, _money(gross), _money(gross - discount)), key
+        assert actual[key] == (len(order_ids), quantity, _money(gross), _money(gross - discount)), (
+            key
+        )
 
 
 def test_customer_lifetime_value_matches_the_oracle(demo, gold_db):
@@ -256,27 +360,47 @@ def test_customer_lifetime_value_matches_the_oracle(demo, gold_db):
         if invoice["status"] == "paid" and invoice["amount_paid"] is not None:
             invoiced[invoice["customer_id"]] += invoice["amount_paid"]
     customers = _oracle(demo, "core_customer")
-    rows = _query(gold_db, "SELECT customer_id, tenant_id, paid_orders, order_revenue, invoice_revenue, lifetime_value FROM gold.customer_lifetime_value")
+    rows = _query(
+        gold_db,
+        "SELECT customer_id, tenant_id, paid_orders, order_revenue, invoice_revenue, "
+        "lifetime_value FROM gold.customer_lifetime_value",
+    )
     actual = {row[0]: row[1:] for row in rows}
     assert set(actual) == {c["id"] for c in customers}
     for customer in customers:
         count, revenue = paid_orders[customer["id"]]
         paid = invoiced[customer["id"]]
-        assert actual[customer["id"]] == (customer["tenant_id"], count, revenue, paid, revenue + paid), customer["id"]
+        assert actual[customer["id"]] == (
+            customer["tenant_id"],
+            count,
+            revenue,
+            paid,
+            revenue + paid,
+        ), customer["id"]
     tenants = _query(gold_db, "SELECT tenant_id, name FROM gold.tenants ORDER BY 1")
-    assert tenants == [(t["id"], t["name"]) for t in sorted(_oracle(demo, "core_tenant"), key=lambda t: t["id"])]
+    assert tenants == [
+        (t["id"], t["name"]) for t in sorted(_oracle(demo, "core_tenant"), key=lambda t: t["id"])
+    ]
 
 
 def test_marts_are_built_from_gold(gold_db):
-    kpis = _query(gold_db, """
+    kpis = _query(
+        gold_db,
+        """
         SELECT k.day, k.tenant_id, k.revenue, r.revenue, k.revenue_7d
-        FROM marts.tenant_kpis k LEFT JOIN gold.daily_revenue r USING (day, tenant_id)""")
+        FROM marts.tenant_kpis k LEFT JOIN gold.daily_revenue r USING (day, tenant_id)""",
+    )
     assert {row[0].isoformat() for row in kpis} == set(DAYS)
-    for _day_, _tenant, revenue, gold_revenue, revenue_7d in kpis:
+    for _kpi_day, _tenant, revenue, gold_revenue, revenue_7d in kpis:
         assert revenue == (gold_revenue or 0)
         assert revenue_7d >= revenue
-    segments = dict(_query(gold_db, "SELECT segment, count(*) FROM marts.customer_segments GROUP BY 1"))
-    assert sum(segments.values()) == _query(gold_db, "SELECT count(*) FROM gold.customer_lifetime_value")[0][0]
+    segments = dict(
+        _query(gold_db, "SELECT segment, count(*) FROM marts.customer_segments GROUP BY 1")
+    )
+    assert (
+        sum(segments.values())
+        == _query(gold_db, "SELECT count(*) FROM gold.customer_lifetime_value")[0][0]
+    )
 
 
 # --------------------------------------------------------------------------- a late change
@@ -296,9 +420,17 @@ def test_late_update_of_an_old_order_refreshes_its_day(demo, gold_db, monkeypatc
     for name, value in demo["env"].items():
         if name in ("DAGSTER_HOME", "LAKEHOUSE_FRESHNESS_MAX_LAG_MINUTES"):
             monkeypatch.setenv(name, value)
-    order = next(o for o in _oracle(demo, "core_order") if _day(o["created_at"]) == DAYS[0] and o["status"] in PAID)
+    order = next(
+        o
+        for o in _oracle(demo, "core_order")
+        if _day(o["created_at"]) == DAYS[0] and o["status"] in PAID
+    )
     day, tenant = DAYS[0], order["tenant_id"]
-    (before,) = _query(gold_db, "SELECT revenue FROM gold.daily_revenue WHERE day = %s AND tenant_id = %s", (day, tenant))[0]
+    (before,) = _query(
+        gold_db,
+        "SELECT revenue FROM gold.daily_revenue WHERE day = %s AND tenant_id = %s",
+        (day, tenant),
+    )[0]
 
     # Day 4's CDC file updates the day-1 order: its total grows by 1000.
     late = "2024-01-04"
@@ -307,7 +439,18 @@ def test_late_update_of_an_old_order_refreshes_its_day(demo, gold_db, monkeypatc
     csv.writer(line, lineterminator="\n").writerow(
         ["U", "2024-01-04 12:00:00.000000", *(_dms_text(updated[name]) for name in order)]
     )
-    folder = work / ".lakehouse" / "data-lake" / "bronze" / "dms" / "public" / "core_order" / "2024" / "01" / "04"
+    folder = (
+        work
+        / ".lakehouse"
+        / "data-lake"
+        / "bronze"
+        / "dms"
+        / "public"
+        / "core_order"
+        / "2024"
+        / "01"
+        / "04"
+    )
     folder.mkdir(parents=True)
     (folder / "20240104-120500000.csv").write_text(line.getvalue())
 
@@ -318,15 +461,27 @@ def test_late_update_of_an_old_order_refreshes_its_day(demo, gold_db, monkeypatc
     instance = dg.DagsterInstance.get()
     try:
         silver = job.execute_in_process(
-            instance=instance, partition_key=late,
-            asset_selection=[dg.AssetKey(["bronze", "core_order"]), dg.AssetKey(["silver", "core_order"])],
+            instance=instance,
+            partition_key=late,
+            asset_selection=[
+                dg.AssetKey(["bronze", "core_order"]),
+                dg.AssetKey(["silver", "core_order"]),
+            ],
         )
         assert silver.success
-        touched = silver.asset_materializations_for_node("silver__core_order")[0].metadata["touched_dates"].value
-        assert touched["created_at"] == [day] and touched["updated_at"] == sorted({_day(order["updated_at"]), late})
+        touched = (
+            silver.asset_materializations_for_node("silver__core_order")[0]
+            .metadata["touched_dates"]
+            .value
+        )
+        assert touched["created_at"] == [day] and touched["updated_at"] == sorted(
+            {_day(order["updated_at"]), late}
+        )
 
         sensor = definitions.get_sensor_def("gold_refresh_sensor")
-        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions))
+        tick = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=definitions)
+        )
         ranged = [r for r in tick.run_requests if "dagster/asset_partition_range_start" in r.tags]
         assert len(ranged) == 1
         request = ranged[0]
@@ -335,26 +490,50 @@ def test_late_update_of_an_old_order_refreshes_its_day(demo, gold_db, monkeypatc
         # The order's day for the order summaries; MRR only for the new day 4 (its
         # subscriptions count on every day up to the newest data).
         assert {key.to_user_string() for key in request.asset_selection} == {
-            "gold/daily_revenue", "gold/product_daily", "gold/mrr", "marts/tenant_kpis"}
+            "gold/daily_revenue",
+            "gold/product_daily",
+            "gold/mrr",
+            "marts/tenant_kpis",
+        }
         reason = request.tags["lakehouse/refresh_reason"]
-        assert f"silver/core_order partition {late}" in reason and f"changed rows of {day}" in reason
+        assert (
+            f"silver/core_order partition {late}" in reason and f"changed rows of {day}" in reason
+        )
         unpartitioned = [r for r in tick.run_requests if r not in ranged]
-        assert unpartitioned[0].asset_selection[0] == dg.AssetKey(["gold", "customer_lifetime_value"])
+        assert unpartitioned[0].asset_selection[0] == dg.AssetKey(
+            ["gold", "customer_lifetime_value"]
+        )
 
-        refresh = job.execute_in_process(instance=instance, asset_selection=request.asset_selection, tags=request.tags)
+        refresh = job.execute_in_process(
+            instance=instance, asset_selection=request.asset_selection, tags=request.tags
+        )
         assert refresh.success
         materialization = next(
-            m for m in refresh.asset_materializations_for_node("gold__daily_revenue") if m.partition == day
+            m
+            for m in refresh.asset_materializations_for_node("gold__daily_revenue")
+            if m.partition == day
         )
         assert materialization.metadata["refresh_reason"].value == reason
 
-        (after,) = _query(gold_db, "SELECT revenue FROM gold.daily_revenue WHERE day = %s AND tenant_id = %s", (day, tenant))[0]
+        (after,) = _query(
+            gold_db,
+            "SELECT revenue FROM gold.daily_revenue WHERE day = %s AND tenant_id = %s",
+            (day, tenant),
+        )[0]
         assert after == before + 1000
-        (kpi,) = _query(gold_db, "SELECT revenue FROM marts.tenant_kpis WHERE day = %s AND tenant_id = %s", (day, tenant))[0]
+        (kpi,) = _query(
+            gold_db,
+            "SELECT revenue FROM marts.tenant_kpis WHERE day = %s AND tenant_id = %s",
+            (day, tenant),
+        )[0]
         assert kpi == after
 
         # The next tick finds gold newer than every change: nothing more to do for those days.
-        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=definitions, cursor=tick.cursor))
-        assert not [r for r in again.run_requests if "dagster/asset_partition_range_start" in r.tags]
+        again = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=definitions, cursor=tick.cursor)
+        )
+        assert not [
+            r for r in again.run_requests if "dagster/asset_partition_range_start" in r.tags
+        ]
     finally:
         instance.dispose()

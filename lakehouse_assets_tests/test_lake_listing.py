@@ -37,7 +37,9 @@ def _write(root: Path, keys: list[str]) -> LocalLakeStore | None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(keys=KEYS, prefix=PROBES, start_after=st.one_of(st.none(), PROBES))
-def test_listing_equals_filtering_and_sorting_every_key(tmp_path_factory, keys, prefix, start_after):
+def test_listing_equals_filtering_and_sorting_every_key(
+    tmp_path_factory, keys, prefix, start_after
+):
     root = tmp_path_factory.mktemp("lake")
     store = _write(root, keys)
     every_key = sorted(

@@ -15,21 +15,21 @@ import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
-from lakehouse_assets.io_managers.postgres import (
-    GoldSchemaError,
-    PartitionFilter,
-    PostgresIOManager,
-    ensure_table,
-    fits,
-    postgres_type,
-    read_rows,
-    replace_rows,
-)
+from lakehouse_assets.io_managers.postgres import PostgresIOManager
 from lakehouse_assets.postgres import (
     PostgresResource,
     dbt_environment,
     embedded_postgres_url,
     stop_embedded_postgres,
+)
+from lakehouse_assets.postgres.tables import (
+    GoldSchemaError,
+    PartitionFilter,
+    ensure_table,
+    fits,
+    postgres_type,
+    read_rows,
+    replace_rows,
 )
 
 
@@ -117,7 +117,9 @@ def io_test_daily(context: dg.AssetExecutionContext, config: Version) -> pa.Tabl
     columns = {
         "day": pa.array([day] * tenants, pa.date32()),
         "tenant_id": pa.array(range(1, tenants + 1), pa.int64()),
-        "amount": pa.array([Decimal(config.version * 10 + t) for t in range(tenants)], pa.decimal128(12, 2)),
+        "amount": pa.array(
+            [Decimal(config.version * 10 + t) for t in range(tenants)], pa.decimal128(12, 2)
+        ),
     }
     if config.amount_as_text:
         columns["amount"] = pa.array([str(v) for v in range(tenants)])
@@ -128,14 +130,25 @@ def io_test_daily(context: dg.AssetExecutionContext, config: Version) -> pa.Tabl
 
 @dg.asset(partitions_def=DAILY, ins={"daily": dg.AssetIn(key=["gold", "io_test_daily"])})
 def io_test_reader(daily: pa.Table) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"rows": daily.num_rows, "days": sorted({d.isoformat() for d in daily["day"].to_pylist()})})
+    return dg.MaterializeResult(
+        metadata={
+            "rows": daily.num_rows,
+            "days": sorted({d.isoformat() for d in daily["day"].to_pylist()}),
+        }
+    )
 
 
-def _materialize(url: str, partition: str, schema_name: str = "gold", **config) -> dg.ExecuteInProcessResult:
+def _materialize(
+    url: str, partition: str, schema_name: str = "gold", **config
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [io_test_daily],
         partition_key=partition,
-        resources={"postgres_io_manager": PostgresIOManager(postgres=PostgresResource(url=url), schema_name=schema_name)},
+        resources={
+            "postgres_io_manager": PostgresIOManager(
+                postgres=PostgresResource(url=url), schema_name=schema_name
+            )
+        },
         run_config=dg.RunConfig({"gold__io_test_daily": Version(**config)}),
     )
 
@@ -146,7 +159,9 @@ def test_partition_replace_touches_only_its_partition_and_loads_filtered(postgre
     assert _materialize(postgres_url, "2024-01-02", schema).success
     result = _materialize(postgres_url, "2024-01-01", schema, version=2)
     assert result.success
-    rows = _rows(connection, f'SELECT day, tenant_id, amount FROM "{schema}"."io_test_daily" ORDER BY 1, 2')
+    rows = _rows(
+        connection, f'SELECT day, tenant_id, amount FROM "{schema}"."io_test_daily" ORDER BY 1, 2'
+    )
     assert rows == [
         (date(2024, 1, 1), 1, Decimal("20.00")),
         (date(2024, 1, 1), 2, Decimal("21.00")),
@@ -157,16 +172,25 @@ def test_partition_replace_touches_only_its_partition_and_loads_filtered(postgre
     metadata = result.asset_materializations_for_node("gold__io_test_daily")[0].metadata
     assert metadata["rows_written"].value == 2 and metadata["rows_replaced"].value == 3
     assert metadata["dagster/row_count"].value == 5
-    assert [key for key, in _rows(connection, """
-        SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-        WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum""", (f"{schema}.io_test_daily",))] == ["day", "tenant_id"]
+    assert [
+        key
+        for (key,) in _rows(
+            connection,
+            "\n        SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)\n"
+            "        WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum",
+            (f"{schema}.io_test_daily",),
+        )
+    ] == ["day", "tenant_id"]
 
     # Loading an input returns Arrow for the requested partition only.
     loaded = dg.materialize(
         [io_test_daily.to_source_asset(), io_test_reader],
         partition_key="2024-01-02",
         resources={
-            "postgres_io_manager": PostgresIOManager(postgres=PostgresResource(url=postgres_url), schema_name=schema),
+            "postgres_io_manager": PostgresIOManager(
+                postgres=PostgresResource(url=postgres_url), schema_name=schema
+            ),
             "io_manager": dg.mem_io_manager,
         },
     )
@@ -189,8 +213,12 @@ def test_new_column_is_added_and_old_rows_keep_null(postgres_url, connection):
     assert _materialize(postgres_url, "2024-01-01", schema).success
     result = _materialize(postgres_url, "2024-01-02", schema, with_extra=True)
     assert result.success
-    assert result.asset_materializations_for_node("gold__io_test_daily")[0].metadata["added_columns"].value == ["note"]
-    rows = _rows(connection, f'SELECT day, note FROM "{schema}"."io_test_daily" ORDER BY day, tenant_id')
+    assert result.asset_materializations_for_node("gold__io_test_daily")[0].metadata[
+        "added_columns"
+    ].value == ["note"]
+    rows = _rows(
+        connection, f'SELECT day, note FROM "{schema}"."io_test_daily" ORDER BY day, tenant_id'
+    )
     assert rows == [(date(2024, 1, 1), None)] * 3 + [(date(2024, 1, 2), "v1")] * 3
 
 
@@ -203,24 +231,32 @@ def test_incompatible_type_change_is_a_clear_error_and_changes_nothing(postgres_
     assert "'amount' is numeric(12,2) in the table but the output has text" in message
     assert "ALTER TABLE" in message
     assert _rows(connection, f'SELECT count(*) FROM "{schema}"."io_test_daily"') == [(3,)]
-    assert _rows(connection, """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-        WHERE attrelid = %s::regclass AND attname = 'amount'""", (f'"{schema}"."io_test_daily"',)) == [("numeric(12,2)",)]
+    assert _rows(
+        connection,
+        """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+        WHERE attrelid = %s::regclass AND attname = 'amount'""",
+        (f'"{schema}"."io_test_daily"',),
+    ) == [("numeric(12,2)",)]
 
 
 def test_identifiers_that_need_quotes(postgres_url, connection):
     schema, table = 'Gold "Weird" Schema', "Order Items; DROP TABLE x"
-    data = pa.table({
-        "select": pa.array([1, 2], pa.int64()),
-        "Mixed Case": ["it's", 'say "hi"'],
-        "from": pa.array([None, ""], pa.string()),
-        "a,b\nc": pa.array([1.5, None]),
-    })
+    data = pa.table(
+        {
+            "select": pa.array([1, 2], pa.int64()),
+            "Mixed Case": ["it's", 'say "hi"'],
+            "from": pa.array([None, ""], pa.string()),
+            "a,b\nc": pa.array([1.5, None]),
+        }
+    )
     ensure_table(connection, schema, table, data.schema, ["select"])
     replace_rows(connection, schema, table, data, None)
     loaded = read_rows(connection, schema, table)
     assert loaded.column_names == data.column_names
     assert loaded.sort_by("select").to_pylist() == data.to_pylist()  # NULL and '' stay apart
-    assert _rows(connection, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)) == [(1,)]
+    assert _rows(connection, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)) == [
+        (1,)
+    ]
 
 
 def test_unpartitioned_swap_is_atomic_under_a_concurrent_reader(postgres_url, connection):
@@ -228,11 +264,13 @@ def test_unpartitioned_swap_is_atomic_under_a_concurrent_reader(postgres_url, co
     old_rows, new_rows = 150_000, 120_000
 
     def version(number: int, rows: int) -> pa.Table:
-        return pa.table({
-            "id": pa.array(range(rows), pa.int64()),
-            "version": pa.array([number] * rows, pa.int32()),
-            "payload": pa.array([f"row {i} of version {number}" for i in range(rows)]),
-        })
+        return pa.table(
+            {
+                "id": pa.array(range(rows), pa.int64()),
+                "version": pa.array([number] * rows, pa.int32()),
+                "payload": pa.array([f"row {i} of version {number}" for i in range(rows)]),
+            }
+        )
 
     ensure_table(connection, schema, table, version(1, 1).schema, ["id"])
     replace_rows(connection, schema, table, version(1, old_rows), None)
@@ -246,7 +284,8 @@ def test_unpartitioned_swap_is_atomic_under_a_concurrent_reader(postgres_url, co
         reader = psycopg2.connect(postgres_url)
         reader.autocommit = True  # every query its own snapshot, as a dashboard does
         query = sql.SQL("SELECT count(*), min(version), max(version) FROM {}.{}").format(
-            sql.Identifier(schema), sql.Identifier(table))
+            sql.Identifier(schema), sql.Identifier(table)
+        )
         try:
             with reader.cursor() as cursor:
                 extra = 0
@@ -314,12 +353,18 @@ def _started_once(pgdata: Path):
     )
     try:
         processes = [
-            subprocess.Popen([sys.executable, "-W", "ignore", "-c", script, str(pgdata)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-W", "ignore", "-c", script, str(pgdata)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(3)
         ]
         outputs = [process.communicate(timeout=120) for process in processes]
         assert all(process.returncode == 0 for process in processes), outputs
-        assert len({stdout.strip() for stdout, _ in outputs}) == 1  # same URL, same server start time
+        assert (
+            len({stdout.strip() for stdout, _ in outputs}) == 1
+        )  # same URL, same server start time
     finally:
         stop_embedded_postgres(pgdata)

@@ -21,15 +21,15 @@ from lakehouse_assets.automation import (
     follow_upstream,
     silver_freshness,
 )
-from lakehouse_assets.bronze.assets import BRONZE_IO_MANAGER, bronze_asset_key, build_bronze_assets
+from lakehouse_assets.bronze.assets import bronze_asset_key, build_bronze_assets
 from lakehouse_assets.contracts import load_contracts
+from lakehouse_assets.definitions import lake_resources
 from lakehouse_assets.dms import read_dms_file
-from lakehouse_assets.io_managers.bronze import BronzeIOManager
-from lakehouse_assets.resources import ContractsResource, IcebergCatalogResource, LakeResource
-from lakehouse_assets.sensors.dms_landing import SENSOR_NAME
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.names import LANDING_SENSOR_NAME as SENSOR_NAME
+from lakehouse_assets.names import silver_asset_key, silver_pool
 from lakehouse_assets.sensors.run_failure import build_run_failure_sensor, failure_payload
-from lakehouse_assets.silver.assets import build_silver_assets, silver_asset_key, silver_pool
-from lakehouse_assets.silver.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.silver.assets import build_silver_assets
 from lakehouse_assets.silver.writer import merge_changes
 
 CONTRACTS = load_contracts()
@@ -37,7 +37,8 @@ TENANT = CONTRACTS.table("core_tenant")
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 TENANT_CDC = (
     b"I,2024-01-02 09:00:00.5,3,Initech,initech,pro,{},true,,2024-01-02 09:00:00,\n"
-    b"U,2024-01-02 09:30:00,3,Initech,initech,enterprise,{},t,,2024-01-02 09:00:00,2024-01-02 09:30:00\n"
+    b"U,2024-01-02 09:30:00,3,Initech,initech,enterprise,{},t,,"
+    b"2024-01-02 09:00:00,2024-01-02 09:30:00\n"
 )
 
 
@@ -48,17 +49,7 @@ def instance():
 
 
 def _resources(tmp_path) -> dict:
-    lake_uri = str(tmp_path / "lake")
-    lake = LakeResource(uri=lake_uri)
-    contracts = ContractsResource()
-    return {
-        "lake": lake,
-        "contracts": contracts,
-        "iceberg": IcebergCatalogResource(
-            uri=sqlite_uri_for(tmp_path / "catalog.db"), lake_uri=lake_uri
-        ),
-        BRONZE_IO_MANAGER: BronzeIOManager(lake=lake, contracts=contracts),
-    }
+    return lake_resources(str(tmp_path / "lake"), sqlite_uri_for(tmp_path / "catalog.db"))
 
 
 # --------------------------------------------------------------------------- follow_upstream

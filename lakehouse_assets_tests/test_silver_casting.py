@@ -54,8 +54,12 @@ def cast_values(value_type: str, values: list[str | None]) -> tuple[dict, dict]:
     result = cast(contract, [["I", TS, str(i), value] for i, value in enumerate(values)])
     typed = result.typed
     accepted = dict(zip(typed["id"].to_pylist(), typed["v"].to_pylist()))
-    rejected = dict(zip((int(i) for i in result.rejects["id"].to_pylist()), result.rejects[REASON].to_pylist()))
-    assert sorted([*accepted, *rejected]) == list(range(len(values))), "every row is typed or rejected"
+    rejected = dict(
+        zip((int(i) for i in result.rejects["id"].to_pylist()), result.rejects[REASON].to_pylist())
+    )
+    assert sorted([*accepted, *rejected]) == list(range(len(values))), (
+        "every row is typed or rejected"
+    )
     assert typed.schema.field("v").type == silver_type(contract.column("v"))
     return accepted, rejected
 
@@ -141,7 +145,10 @@ def test_dates():
 def test_time_with_zero_to_six_fraction_digits():
     fractions = ["", ".1", ".12", ".123", ".1234", ".12345", ".123456"]
     micros = [0, 100000, 120000, 123000, 123400, 123450, 123456]
-    ok, bad = cast_values("time", [f"13:45:59{f}" for f in fractions] + ["23:59:59.9999999", "24:00:00", "12:60:00", "noon"])
+    ok, bad = cast_values(
+        "time",
+        [f"13:45:59{f}" for f in fractions] + ["23:59:59.9999999", "24:00:00", "12:60:00", "noon"],
+    )
     assert [ok[i] for i in range(7)] == [time(13, 45, 59, m) for m in micros]
     assert set(bad) == {7, 8, 9, 10}
     assert_rejected(bad, 8, "24:00:00", "time")
@@ -208,12 +215,17 @@ def test_uuid_is_validated_and_lowercased():
             "not-a-uuid",
         ],
     )
-    assert ok == {0: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", 1: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}
+    assert ok == {
+        0: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        1: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    }
     assert set(bad) == {2, 3, 4}
 
 
 def test_bytes_from_postgres_hex_form():
-    ok, bad = cast_values("bytes", ["\\xdeadbeef", "\\xDEADBEEF", "\\x", "\\x00ff", "\\xabc", "\\xzz"])
+    ok, bad = cast_values(
+        "bytes", ["\\xdeadbeef", "\\xDEADBEEF", "\\x", "\\x00ff", "\\xabc", "\\xzz"]
+    )
     assert ok == {0: b"\xde\xad\xbe\xef", 1: b"\xde\xad\xbe\xef", 2: b"", 3: b"\x00\xff"}
     assert set(bad) == {4, 5}
     assert_rejected(bad, 4, "\\xabc", "bytes")
@@ -252,7 +264,9 @@ def test_not_null_violations_are_rejected_with_column_named():
         ],
     )
     assert result.typed["id"].to_pylist() == [1, 5]
-    reasons = dict(zip(result.rejects["_source_row"].to_pylist(), result.rejects[REASON].to_pylist()))
+    reasons = dict(
+        zip(result.rejects["_source_row"].to_pylist(), result.rejects[REASON].to_pylist())
+    )
     assert set(reasons) == {2, 3, 4}
     assert "'name'" in reasons[2] and "required" in reasons[2]
     assert "'created_at'" in reasons[3] and "required" in reasons[3]
@@ -286,19 +300,36 @@ def test_rejects_keep_raw_strings_metadata_and_the_first_reason():
     )
     assert result.typed["id"].to_pylist() == [3]
     rejects = result.rejects
-    assert rejects.column_names == [*WIDE.column_names, "_op", "_commit_ts", "_change_seq", "_source_file", "_source_row", REASON]
+    assert rejects.column_names == [
+        *WIDE.column_names,
+        "_op",
+        "_commit_ts",
+        "_change_seq",
+        "_source_file",
+        "_source_row",
+        REASON,
+    ]
     assert rejects["amount"].to_pylist() == ["12.345", "oops"]  # raw, untyped
     assert rejects["_source_file"].to_pylist() == [KEY, KEY]
     assert rejects["_source_row"].to_pylist() == [1, 2]
     first, second = rejects[REASON].to_pylist()
     assert first == "column 'amount': '12.345' is not a valid decimal(10,2)"
-    assert second.startswith("column 'amount': 'oops'")  # one reason per row: the first column at fault
+    assert second.startswith(
+        "column 'amount': 'oops'"
+    )  # one reason per row: the first column at fault
 
 
 def test_typed_table_keeps_metadata_and_contract_types():
     result = cast(WIDE, [["I", TS, "1", "ann", "1.10", "2024-01-01 00:00:00"]])
     typed = result.typed
-    assert typed.column_names == [*WIDE.column_names, "_op", "_commit_ts", "_change_seq", "_source_file", "_source_row"]
+    assert typed.column_names == [
+        *WIDE.column_names,
+        "_op",
+        "_commit_ts",
+        "_change_seq",
+        "_source_file",
+        "_source_row",
+    ]
     assert typed.schema.field("amount").type == pa.decimal128(10, 2)
     assert typed.schema.field("created_at").type == pa.timestamp("us")
     assert typed["_commit_ts"][0].as_py() == datetime(2024, 1, 2, 10, 15, 0, 1, tzinfo=UTC)
@@ -311,7 +342,9 @@ def test_empty_batch():
     assert result.typed.num_rows == 0 and result.rejects.num_rows == 0
 
 
-@pytest.mark.parametrize("value_type", ["smallint", "decimal(10,2)", "time", "json", "bytes", "boolean"])
+@pytest.mark.parametrize(
+    "value_type", ["smallint", "decimal(10,2)", "time", "json", "bytes", "boolean"]
+)
 def test_all_null_nullable_columns_type_to_nulls(value_type):
     ok, bad = cast_values(value_type, [None, None])
     assert ok == {0: None, 1: None} and not bad

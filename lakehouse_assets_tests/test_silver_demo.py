@@ -4,7 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,7 +15,7 @@ from lakehouse_assets.bronze.files import list_partition_files, read_partition_f
 from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.lake import open_lake
-from lakehouse_assets.silver.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
 from lakehouse_assets.silver.tables import table_identifier
 from lakehouse_assets.silver.writer import merge_changes
 
@@ -26,27 +26,39 @@ DAYS = 4
 
 def live_rows(catalog, table: str) -> pa.Table:
     contract = CONTRACTS.table(table)
-    rows = catalog.load_table(table_identifier(contract)).scan(row_filter="_is_deleted = false").to_arrow()
-    return rows.select(contract.column_names).sort_by([(k, "ascending") for k in contract.primary_key])
+    rows = (
+        catalog.load_table(table_identifier(contract))
+        .scan(row_filter="_is_deleted = false")
+        .to_arrow()
+    )
+    return rows.select(contract.column_names).sort_by(
+        [(k, "ascending") for k in contract.primary_key]
+    )
 
 
 def assert_equals_oracle(catalog, lake: Path) -> None:
     for name, contract in CONTRACTS.tables.items():
         expected = pq.read_table(lake / "demo" / "expected" / f"{name}.parquet")
-        expected = expected.select(contract.column_names).sort_by([(k, "ascending") for k in contract.primary_key])
+        expected = expected.select(contract.column_names).sort_by(
+            [(k, "ascending") for k in contract.primary_key]
+        )
         actual = live_rows(catalog, name)
         assert actual.num_rows == expected.num_rows, name
         for column in contract.column_names:
             got, want = actual[column].to_pylist(), expected[column].to_pylist()
             if got != want:
                 first = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
-                pytest.fail(f"{name}.{column} row {first}: silver {got[first]!r} != oracle {want[first]!r}")
+                pytest.fail(
+                    f"{name}.{column} row {first}: silver {got[first]!r} != oracle {want[first]!r}"
+                )
 
 
 @pytest.fixture(scope="module")
 def demo_landing(tmp_path_factory) -> Path:
     lake = tmp_path_factory.mktemp("demo") / "lake"
-    generate(open_lake(str(lake)), CONTRACTS, scale=0.02, days=DAYS, seed=42, start=START, gzip=False)
+    generate(
+        open_lake(str(lake)), CONTRACTS, scale=0.02, days=DAYS, seed=42, start=START, gzip=False
+    )
     return lake
 
 
@@ -58,7 +70,9 @@ def demo_lake(demo_landing, tmp_path) -> Path:
     return lake
 
 
-def materialize(lake: Path, catalog_db: Path, selection: str, first: date, last: date) -> subprocess.CompletedProcess:
+def materialize(
+    lake: Path, catalog_db: Path, selection: str, first: date, last: date
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "LAKEHOUSE_LAKE_URI": str(lake),
@@ -75,6 +89,9 @@ def materialize(lake: Path, catalog_db: Path, selection: str, first: date, last:
             selection,
             "--partition-range",
             f"{first}...{last}",
+            # One process for every step: the CLI path is what this tests, not the executor.
+            "--config-json",
+            '{"execution": {"config": {"in_process": {}}}}',
         ],
         env=env,
         capture_output=True,
@@ -96,11 +113,13 @@ def test_cli_partition_range_builds_silver_equal_to_the_oracle(demo_lake, tmp_pa
 def test_days_in_reverse_and_repeated_give_the_oracle(demo_lake, tmp_path):
     """In process (the CLI path is covered above): each day is its own merge, newest first."""
     store = open_lake(str(demo_lake))
-    catalog = open_catalog(sqlite_uri_for(tmp_path / "catalog.db"), warehouse_for_lake(str(demo_lake)))
+    catalog = open_catalog(
+        sqlite_uri_for(tmp_path / "catalog.db"), warehouse_for_lake(str(demo_lake))
+    )
     days = [START + timedelta(days=offset) for offset in range(DAYS)]
     for day in [*reversed(days), days[1], days[0]]:
         for contract in CONTRACTS.tables.values():
             files = list_partition_files(store, CONTRACTS.dms, contract, [day])
             raw = read_partition_files(store, CONTRACTS.dms, contract, files)
-            merge_changes(catalog, contract, CONTRACTS.dms, raw, datetime.now(timezone.utc))
+            merge_changes(catalog, contract, CONTRACTS.dms, raw, datetime.now(UTC))
     assert_equals_oracle(catalog, demo_lake)

@@ -34,9 +34,10 @@ from lakehouse_assets.contracts import (
     TableContract,
     load_contracts,
 )
-from lakehouse_assets.dms import read_dms_file, read_dms_files
+from lakehouse_assets.dms import parse_object_key, read_dms_file, read_dms_files
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.silver import rejects as rejects_module
 from lakehouse_assets.silver import writer
-from lakehouse_assets.silver.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
 from lakehouse_assets.silver.tables import (
     SchemaEvolutionError,
     rejects_identifier,
@@ -84,15 +85,21 @@ def load_key(counter: int = 1) -> str:
 
 def dms_text(rows: list[Row]) -> bytes:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([["" if v is None else v for v in row] for row in rows])
+    csv.writer(out, lineterminator="\n").writerows(
+        [["" if v is None else v for v in row] for row in rows]
+    )
     return out.getvalue().encode()
 
 
-def read(key: str, rows: list[Row], contract: TableContract = CONTRACT, dms: DmsSettings = DMS) -> pa.Table:
+def read(
+    key: str, rows: list[Row], contract: TableContract = CONTRACT, dms: DmsSettings = DMS
+) -> pa.Table:
     return read_dms_file(dms_text(rows), key, contract, dms)
 
 
-def merge(catalog: Catalog, raw: pa.Table, contract: TableContract = CONTRACT, dms: DmsSettings = DMS) -> MergeResult:
+def merge(
+    catalog: Catalog, raw: pa.Table, contract: TableContract = CONTRACT, dms: DmsSettings = DMS
+) -> MergeResult:
     return merge_changes(catalog, contract, dms, raw, ingested_at=INGESTED)
 
 
@@ -121,8 +128,14 @@ def data_file_count(catalog: Catalog, contract: TableContract = CONTRACT) -> int
     return len(list(catalog.load_table(table_identifier(contract)).scan().plan_files()))
 
 
-def order_row(op: str, ts: str, key: int, name: str | None = None, amount: str | None = "1.00",
-              created: str | None = "2024-01-15 08:00:00") -> Row:
+def order_row(
+    op: str,
+    ts: str,
+    key: int,
+    name: str | None = None,
+    amount: str | None = "1.00",
+    created: str | None = "2024-01-15 08:00:00",
+) -> Row:
     if op == "D":
         return ["D", ts, str(key), None, None, None]
     return [op, ts, str(key), name if name is not None else f"n{key}", amount, created]
@@ -133,18 +146,38 @@ def order_row(op: str, ts: str, key: int, name: str | None = None, amount: str |
 
 def test_first_merge_creates_the_table_with_typed_rows_and_metadata(catalog):
     key = cdc_key(date(2024, 1, 2))
-    result = merge(catalog, read(key, [
-        order_row("I", "2024-01-02 10:00:00", 1, "ann", "12.34", "2024-01-02 09:00:00"),
-        order_row("I", "2024-01-02 10:00:01", 2, "bo", None, "2024-02-02 09:00:00"),
-    ]))
-    assert (result.changes, result.inserted, result.updated, result.deleted, result.stale) == (2, 2, 0, 0, 0)
+    result = merge(
+        catalog,
+        read(
+            key,
+            [
+                order_row("I", "2024-01-02 10:00:00", 1, "ann", "12.34", "2024-01-02 09:00:00"),
+                order_row("I", "2024-01-02 10:00:01", 2, "bo", None, "2024-02-02 09:00:00"),
+            ],
+        ),
+    )
+    assert (result.changes, result.inserted, result.updated, result.deleted, result.stale) == (
+        2,
+        2,
+        0,
+        0,
+        0,
+    )
     assert result.attempts == 1 and result.snapshot_id == snapshot_ids(catalog)[-1]
     assert result.max_commit_ts == datetime(2024, 1, 2, 10, 0, 1, tzinfo=UTC)
     rows = state(catalog)
     assert rows[(1,)] == {
-        "id": 1, "name": "ann", "amount": Decimal("12.34"), "created_at": datetime(2024, 1, 2, 9),
-        "_op": "I", "_commit_ts": datetime(2024, 1, 2, 10, tzinfo=UTC), "_change_seq": None,
-        "_source_file": key, "_source_row": 1, "_is_deleted": False,
+        "id": 1,
+        "name": "ann",
+        "amount": Decimal("12.34"),
+        "created_at": datetime(2024, 1, 2, 9),
+        "_op": "I",
+        "_commit_ts": datetime(2024, 1, 2, 10, tzinfo=UTC),
+        "_change_seq": None,
+        "_source_file": key,
+        "_source_row": 1,
+        "_is_deleted": False,
+        "_file_order": parse_object_key(key, DMS).order_text,
     }
     table = catalog.load_table(table_identifier(CONTRACT))
     assert [f.name for f in table.spec().fields] == ["created_at_month"]
@@ -156,12 +189,15 @@ def test_first_merge_creates_the_table_with_typed_rows_and_metadata(catalog):
 
 
 def test_same_batch_twice_writes_nothing_the_second_time(catalog):
-    raw = read(cdc_key(date(2024, 1, 2)), [
-        order_row("I", "2024-01-02 10:00:00", 1),
-        order_row("I", "2024-01-02 10:00:00", 2),
-        order_row("U", "2024-01-02 10:00:05", 1, "one-b"),
-        order_row("D", "2024-01-02 10:00:06", 3),
-    ])
+    raw = read(
+        cdc_key(date(2024, 1, 2)),
+        [
+            order_row("I", "2024-01-02 10:00:00", 1),
+            order_row("I", "2024-01-02 10:00:00", 2),
+            order_row("U", "2024-01-02 10:00:05", 1, "one-b"),
+            order_row("D", "2024-01-02 10:00:06", 3),
+        ],
+    )
     first = merge(catalog, raw)
     assert (first.inserted, first.deleted, first.files_added) == (2, 1, 2)
     before, snapshots = state(catalog), snapshot_ids(catalog)
@@ -176,14 +212,20 @@ def test_same_batch_twice_writes_nothing_the_second_time(catalog):
 
 def test_insert_update_delete_insert_within_one_file(catalog):
     key = cdc_key(date(2024, 1, 2))
-    result = merge(catalog, read(key, [
-        order_row("I", "2024-01-02 10:00:00", 1, "v1", "1.00"),
-        order_row("U", "2024-01-02 10:00:00", 1, "v2", "2.00"),
-        order_row("D", "2024-01-02 10:00:01", 1),
-        order_row("I", "2024-01-02 10:00:01", 1, "v4", "4.00"),
-        order_row("I", "2024-01-02 10:00:00", 2, "x", "1.00"),
-        order_row("D", "2024-01-02 10:00:00", 2),
-    ]))
+    result = merge(
+        catalog,
+        read(
+            key,
+            [
+                order_row("I", "2024-01-02 10:00:00", 1, "v1", "1.00"),
+                order_row("U", "2024-01-02 10:00:00", 1, "v2", "2.00"),
+                order_row("D", "2024-01-02 10:00:01", 1),
+                order_row("I", "2024-01-02 10:00:01", 1, "v4", "4.00"),
+                order_row("I", "2024-01-02 10:00:00", 2, "x", "1.00"),
+                order_row("D", "2024-01-02 10:00:00", 2),
+            ],
+        ),
+    )
     assert (result.inserted, result.deleted) == (1, 1)
     rows = state(catalog)
     assert rows[(1,)]["name"] == "v4" and rows[(1,)]["amount"] == Decimal("4.00")
@@ -207,13 +249,28 @@ def test_delete_applied_before_the_insert_it_deletes(catalog):
 
 
 def test_update_moves_a_row_between_partitions_without_duplicating_it(catalog):
-    merge(catalog, read(cdc_key(date(2024, 1, 2)), [
-        order_row("I", "2024-01-02 10:00:00", k, created="2024-01-10 00:00:00") for k in range(1, 6)
-    ]))
-    result = merge(catalog, read(cdc_key(date(2024, 1, 3)), [
-        order_row("U", "2024-01-03 10:00:00", 3, "moved", created="2024-03-10 00:00:00"),
-        order_row("D", "2024-01-03 10:00:00", 4),  # tombstone with no created_at: null partition
-    ]))
+    merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 1, 2)),
+            [
+                order_row("I", "2024-01-02 10:00:00", k, created="2024-01-10 00:00:00")
+                for k in range(1, 6)
+            ],
+        ),
+    )
+    result = merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 1, 3)),
+            [
+                order_row("U", "2024-01-03 10:00:00", 3, "moved", created="2024-03-10 00:00:00"),
+                order_row(
+                    "D", "2024-01-03 10:00:00", 4
+                ),  # tombstone with no created_at: null partition
+            ],
+        ),
+    )
     assert (result.updated, result.deleted) == (1, 1)
     rows = state(catalog)
     assert len(rows) == 5
@@ -223,12 +280,20 @@ def test_update_moves_a_row_between_partitions_without_duplicating_it(catalog):
 
 
 def test_full_load_then_overlapping_cdc(catalog):
-    load = read(load_key(1), [["2024-01-02 09:00:00", "1", "loaded", "1.00", None],
-                              ["2024-01-02 09:00:00", "2", "loaded", "2.00", None]])
-    cdc = read(cdc_key(date(2024, 1, 2)), [
-        order_row("U", "2024-01-02 08:59:00", 1, "older-than-load"),  # captured during the load
-        order_row("U", "2024-01-02 09:00:00", 2, "same-ts-as-load"),  # tie: CDC file after LOAD
-    ])
+    load = read(
+        load_key(1),
+        [
+            ["2024-01-02 09:00:00", "1", "loaded", "1.00", None],
+            ["2024-01-02 09:00:00", "2", "loaded", "2.00", None],
+        ],
+    )
+    cdc = read(
+        cdc_key(date(2024, 1, 2)),
+        [
+            order_row("U", "2024-01-02 08:59:00", 1, "older-than-load"),  # captured during the load
+            order_row("U", "2024-01-02 09:00:00", 2, "same-ts-as-load"),  # tie: CDC file after LOAD
+        ],
+    )
     merge(catalog, cdc)
     merge(catalog, load)
     rows = state(catalog)
@@ -241,7 +306,11 @@ def test_full_load_then_overlapping_cdc(catalog):
 
 
 KEYS = (1, 2, 3)
-TS_POOL = ["2024-01-02 10:00:00", "2024-01-02 11:00:00", "2024-01-03 10:00:00"]  # few values: many ties
+TS_POOL = [
+    "2024-01-02 10:00:00",
+    "2024-01-02 11:00:00",
+    "2024-01-03 10:00:00",
+]  # few values: many ties
 SEQ_POOL = [f"20240102100000{n:021d}" for n in (1, 2, 3)]  # AR_H_CHANGE_SEQ: 35 digits
 SEQ_DMS = replace(DMS, change_seq_column=True)
 
@@ -267,7 +336,9 @@ def histories(draw):
             else:
                 name = draw(st.sampled_from(["a", "b, c", 'q"uote', None]))
                 amount = draw(st.sampled_from(["1.00", "2.50", None]))
-                created = draw(st.sampled_from(["2024-01-01 00:00:00", "2024-02-01 00:00:00", None]))
+                created = draw(
+                    st.sampled_from(["2024-01-01 00:00:00", "2024-02-01 00:00:00", None])
+                )
                 row = [op, ts, str(key), name, amount, created]
             if with_seq:
                 row.append(None if is_load else draw(st.sampled_from(SEQ_POOL)))
@@ -297,7 +368,7 @@ def replay_oracle(files, with_seq: bool) -> dict:
     events = []
     for index, (is_load, rows) in enumerate(files):
         for number, row in enumerate(rows, start=1):
-            op, ts, key, *values = (["I", *row] if is_load else row)
+            op, ts, key, *values = ["I", *row] if is_load else row
             seq = values.pop() if with_seq else None
             # Position: commit ts, change seq (missing first), file order (files are generated
             # in application order), row.
@@ -315,8 +386,11 @@ def replay_oracle(files, with_seq: bool) -> dict:
 def _as_text(row: dict) -> list:
     amount = row["amount"]
     created = row["created_at"]
-    return [row["name"], None if amount is None else f"{amount:.2f}",
-            None if created is None else created.strftime("%Y-%m-%d %H:%M:%S")]
+    return [
+        row["name"],
+        None if amount is None else f"{amount:.2f}",
+        None if created is None else created.strftime("%Y-%m-%d %H:%M:%S"),
+    ]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,7 +398,10 @@ def _as_text(row: dict) -> list:
 def test_any_application_order_gives_the_replayed_state(history):
     files, runs, with_seq = history
     dms = SEQ_DMS if with_seq else DMS
-    raws = [read(_file_key(index, is_load), rows, dms=dms) for index, (is_load, rows) in enumerate(files)]
+    raws = [
+        read(_file_key(index, is_load), rows, dms=dms)
+        for index, (is_load, rows) in enumerate(files)
+    ]
     with tempfile.TemporaryDirectory() as root:
         catalog = make_catalog(Path(root))
         for run in runs:
@@ -335,7 +412,12 @@ def test_any_application_order_gives_the_replayed_state(history):
             return
         stored = state(catalog)
         got = {
-            key: (row["_is_deleted"], None if row["_is_deleted"] else _as_text(row), row["_source_file"], row["_source_row"])
+            key: (
+                row["_is_deleted"],
+                None if row["_is_deleted"] else _as_text(row),
+                row["_source_file"],
+                row["_source_row"],
+            )
             for (key,), row in stored.items()
         }
         assert got == expected
@@ -349,14 +431,24 @@ def test_any_application_order_gives_the_replayed_state(history):
 # ------------------------------------------------------------------ crash and concurrency
 
 
-def test_crash_before_the_commit_leaves_the_table_unchanged_and_the_rerun_is_exact(catalog, monkeypatch):
-    merge(catalog, read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", k) for k in (1, 2, 3)]))
+def test_crash_before_the_commit_leaves_the_table_unchanged_and_the_rerun_is_exact(
+    catalog, monkeypatch
+):
+    merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", k) for k in (1, 2, 3)]
+        ),
+    )
     before, snapshots = state(catalog), snapshot_ids(catalog)
-    batch = read(cdc_key(date(2024, 1, 3)), [
-        order_row("U", "2024-01-03 10:00:00", 1, "one-b"),
-        order_row("D", "2024-01-03 10:00:00", 2),
-        order_row("I", "2024-01-03 10:00:00", 4),
-    ])
+    batch = read(
+        cdc_key(date(2024, 1, 3)),
+        [
+            order_row("U", "2024-01-03 10:00:00", 1, "one-b"),
+            order_row("D", "2024-01-03 10:00:00", 2),
+            order_row("I", "2024-01-03 10:00:00", 4),
+        ],
+    )
 
     real_commit = SqlCatalog.commit_table
     calls = []
@@ -379,7 +471,11 @@ def test_crash_before_the_commit_leaves_the_table_unchanged_and_the_rerun_is_exa
     assert (rerun.inserted, rerun.updated, rerun.deleted, rerun.stale) == (1, 1, 1, 0)
     assert snapshot_ids(fresh) == [*snapshots, rerun.snapshot_id]
     rows = state(fresh)
-    assert rows[(1,)]["name"] == "one-b" and rows[(2,)]["_is_deleted"] and not rows[(4,)]["_is_deleted"]
+    assert (
+        rows[(1,)]["name"] == "one-b"
+        and rows[(2,)]["_is_deleted"]
+        and not rows[(4,)]["_is_deleted"]
+    )
     assert rows[(3,)] == before[(3,)]
 
 
@@ -405,25 +501,40 @@ def test_crash_on_the_first_commit_leaves_no_snapshot(catalog, monkeypatch):
 
 def test_concurrent_runs_on_different_days_both_land(tmp_path, monkeypatch):
     make_catalog(tmp_path)  # create the database once, as the deployment would
-    base = read(cdc_key(date(2024, 1, 1)), [order_row("I", "2024-01-01 10:00:00", k) for k in range(1, 7)])
+    base = read(
+        cdc_key(date(2024, 1, 1)), [order_row("I", "2024-01-01 10:00:00", k) for k in range(1, 7)]
+    )
     merge(make_catalog(tmp_path), base)
-    day2 = read(cdc_key(date(2024, 1, 2)), [
-        order_row("U", "2024-01-02 10:00:00", 1, "day2"),
-        order_row("I", "2024-01-02 10:00:00", 10, "day2"),
-        order_row("D", "2024-01-02 10:00:00", 5),
-    ])
-    day3 = read(cdc_key(date(2024, 1, 3)), [
-        order_row("U", "2024-01-03 10:00:00", 2, "day3"),
-        order_row("I", "2024-01-03 10:00:00", 11, "day3"),
-        order_row("U", "2024-01-03 10:00:00", 5, "day3-after-delete"),
-        ["I", "2024-01-03 10:00:00", "12", "bad", "not-a-number", None],  # a reject in each run
-    ])
-    day2 = pa.concat_tables([day2, read(cdc_key(date(2024, 1, 2), "110000000"),
-                                        [["I", "2024-01-02 11:00:00", "13", "bad", "x", None]])])
+    day2 = read(
+        cdc_key(date(2024, 1, 2)),
+        [
+            order_row("U", "2024-01-02 10:00:00", 1, "day2"),
+            order_row("I", "2024-01-02 10:00:00", 10, "day2"),
+            order_row("D", "2024-01-02 10:00:00", 5),
+        ],
+    )
+    day3 = read(
+        cdc_key(date(2024, 1, 3)),
+        [
+            order_row("U", "2024-01-03 10:00:00", 2, "day3"),
+            order_row("I", "2024-01-03 10:00:00", 11, "day3"),
+            order_row("U", "2024-01-03 10:00:00", 5, "day3-after-delete"),
+            ["I", "2024-01-03 10:00:00", "12", "bad", "not-a-number", None],  # a reject in each run
+        ],
+    )
+    day2 = pa.concat_tables(
+        [
+            day2,
+            read(
+                cdc_key(date(2024, 1, 2), "110000000"),
+                [["I", "2024-01-02 11:00:00", "13", "bad", "x", None]],
+            ),
+        ]
+    )
 
     # Both runs plan on the same snapshot before either commits.
     barrier = threading.Barrier(2, timeout=30)
-    real_write = writer._write_data_files
+    real_write = writer.write_data_files
     waited = threading.local()
 
     def write_in_step(*args, **kwargs):
@@ -432,7 +543,7 @@ def test_concurrent_runs_on_different_days_both_land(tmp_path, monkeypatch):
             barrier.wait()
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "_write_data_files", write_in_step)
+    monkeypatch.setattr(writer, "write_data_files", write_in_step)
     results: dict[str, MergeResult] = {}
     errors: list[BaseException] = []
 
@@ -442,7 +553,10 @@ def test_concurrent_runs_on_different_days_both_land(tmp_path, monkeypatch):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=("day2", day2)), threading.Thread(target=run, args=("day3", day3))]
+    threads = [
+        threading.Thread(target=run, args=("day2", day2)),
+        threading.Thread(target=run, args=("day3", day3)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -470,7 +584,7 @@ def test_concurrent_runs_both_replace_their_rejects(tmp_path, monkeypatch):
 
     # Both runs open the rejects table before either replaces its rejects.
     barrier = threading.Barrier(2, timeout=30)
-    real_load = writer.load_or_create_rejects_table
+    real_load = rejects_module.load_or_create_rejects_table
     waited = threading.local()
 
     def load_in_step(*args, **kwargs):
@@ -480,7 +594,7 @@ def test_concurrent_runs_both_replace_their_rejects(tmp_path, monkeypatch):
             barrier.wait()
         return table
 
-    monkeypatch.setattr(writer, "load_or_create_rejects_table", load_in_step)
+    monkeypatch.setattr(rejects_module, "load_or_create_rejects_table", load_in_step)
     errors: list[BaseException] = []
 
     def run(day: date, key: int) -> None:
@@ -521,7 +635,10 @@ def test_first_runs_racing_to_create_the_namespace_both_succeed(tmp_path, monkey
 
     monkeypatch.setattr(SqlCatalog, "create_namespace", create_namespace)
     monkeypatch.setattr(SqlCatalog, "namespace_exists", namespace_exists)
-    result = merge(make_catalog(tmp_path), read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", 1)]))
+    result = merge(
+        make_catalog(tmp_path),
+        read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", 1)]),
+    )
     assert state_["raced"] and result.inserted == 1
 
 
@@ -535,11 +652,17 @@ def test_concurrent_first_runs_of_two_tables_on_a_new_catalog(tmp_path):
         make_catalog(root)
         barrier = threading.Barrier(2, timeout=30)
 
-        def run(contract: TableContract, root: Path = root, barrier: threading.Barrier = barrier) -> None:
+        def run(
+            contract: TableContract, root: Path = root, barrier: threading.Barrier = barrier
+        ) -> None:
             try:
                 catalog = make_catalog(root)
-                raw = read_dms_file(dms_text([order_row("I", "2024-01-02 10:00:00", 1)]),
-                                    f"bronze/dms/public/{contract.name}/2024/01/02/20240102-100000000.csv", contract, DMS)
+                raw = read_dms_file(
+                    dms_text([order_row("I", "2024-01-02 10:00:00", 1)]),
+                    f"bronze/dms/public/{contract.name}/2024/01/02/20240102-100000000.csv",
+                    contract,
+                    DMS,
+                )
                 barrier.wait()
                 merge(catalog, raw, contract)
             except BaseException as exc:  # noqa: BLE001 - reported below
@@ -562,30 +685,58 @@ def test_a_change_touches_only_the_files_holding_its_keys(catalog):
     # Ten loads of 50 keys each: ten data files with tight key ranges.
     for batch in range(10):
         day = date(2024, 1, 1) + timedelta(days=batch)
-        merge(catalog, read(cdc_key(day), [
-            order_row("I", f"{day} 10:00:00", key) for key in range(batch * 50 + 1, batch * 50 + 51)
-        ]))
+        merge(
+            catalog,
+            read(
+                cdc_key(day),
+                [
+                    order_row("I", f"{day} 10:00:00", key)
+                    for key in range(batch * 50 + 1, batch * 50 + 51)
+                ],
+            ),
+        )
     assert data_file_count(catalog) == 10
 
-    one = merge(catalog, read(cdc_key(date(2024, 2, 1)), [order_row("U", "2024-02-01 10:00:00", 123, "x")]))
+    one = merge(
+        catalog, read(cdc_key(date(2024, 2, 1)), [order_row("U", "2024-02-01 10:00:00", 123, "x")])
+    )
     assert (one.files_scanned, one.files_rewritten, one.files_added) == (1, 1, 1)
     assert data_file_count(catalog) == 10
 
     # A change spread over the key space rewrites the files it touches ...
-    spread = merge(catalog, read(cdc_key(date(2024, 2, 2)), [
-        order_row("U", "2024-02-02 10:00:00", key, "y") for key in (7, 260, 499)
-    ]))
+    spread = merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 2, 2)),
+            [order_row("U", "2024-02-02 10:00:00", key, "y") for key in (7, 260, 499)],
+        ),
+    )
     assert (spread.files_scanned, spread.files_rewritten, spread.updated) == (3, 3, 3)
     # ... without merging their key ranges, so later changes still prune as well.
     for day, key in enumerate((140, 300, 420), start=3):
-        later = merge(catalog, read(cdc_key(date(2024, 2, day)), [order_row("U", f"2024-02-0{day} 10:00:00", key, "z")]))
+        later = merge(
+            catalog,
+            read(
+                cdc_key(date(2024, 2, day)), [order_row("U", f"2024-02-0{day} 10:00:00", key, "z")]
+            ),
+        )
         assert (later.files_scanned, later.files_rewritten) == (1, 1), (key, later)
     # New keys beyond the table's range scan nothing.
-    fresh = merge(catalog, read(cdc_key(date(2024, 2, 9)), [order_row("I", "2024-02-09 10:00:00", 10_000)]))
+    fresh = merge(
+        catalog, read(cdc_key(date(2024, 2, 9)), [order_row("I", "2024-02-09 10:00:00", 10_000)])
+    )
     assert (fresh.files_scanned, fresh.files_rewritten, fresh.inserted) == (0, 0, 1)
     rows = live(catalog)
     assert len(rows) == 501
-    assert [rows[(k,)]["name"] for k in (123, 7, 260, 499, 140, 300, 420)] == ["x", "y", "y", "y", "z", "z", "z"]
+    assert [rows[(k,)]["name"] for k in (123, 7, 260, 499, 140, 300, 420)] == [
+        "x",
+        "y",
+        "y",
+        "y",
+        "z",
+        "z",
+        "z",
+    ]
 
 
 KEY_TYPES = {
@@ -603,8 +754,14 @@ KEY_TYPES = {
 @pytest.mark.parametrize("key_type", [*KEY_TYPES, "composite"])
 def test_every_key_type_merges_and_prunes(catalog, key_type):
     if key_type == "composite":
-        columns = (Column("tenant", "int", nullable=False), Column("code", "string", nullable=False), Column("v", "string"))
-        contract = TableContract(name="keyed", schema="public", primary_key=("tenant", "code"), columns=columns)
+        columns = (
+            Column("tenant", "int", nullable=False),
+            Column("code", "string", nullable=False),
+            Column("v", "string"),
+        )
+        contract = TableContract(
+            name="keyed", schema="public", primary_key=("tenant", "code"), columns=columns
+        )
         keys = [["1", "b"], ["1", "a"], ["2", "a"]]
     else:
         columns = (Column("k", key_type, nullable=False), Column("v", "string"))
@@ -625,12 +782,19 @@ def test_every_key_type_merges_and_prunes(catalog, key_type):
     assert (result.updated, result.deleted, result.inserted) == (2, 1, 0)
     assert (result.files_scanned, result.files_rewritten) == (2, 2)
     rows = catalog.load_table(table_identifier(contract)).scan().to_arrow().to_pylist()
-    assert sorted((row["v"] or "", row["_is_deleted"]) for row in rows) == [("", True), ("a2", False), ("c2", False)]
+    assert sorted((row["v"] or "", row["_is_deleted"]) for row in rows) == [
+        ("", True),
+        ("a2", False),
+        ("c2", False),
+    ]
     snapshots = snapshot_ids(catalog, contract)
     assert run(3, third).stale == 3 and snapshot_ids(catalog, contract) == snapshots
     # A change to one key reads only the file holding it (composite keys cannot prune by bounds).
     single = run(4, [("U", keys[2], "c3")])
-    assert single.files_scanned == (2 if key_type == "composite" else 1) and single.files_rewritten == 1
+    assert (
+        single.files_scanned == (2 if key_type == "composite" else 1)
+        and single.files_rewritten == 1
+    )
 
 
 # ------------------------------------------------------------------ schema evolution
@@ -638,26 +802,75 @@ def test_every_key_type_merges_and_prunes(catalog, key_type):
 
 def test_a_column_added_to_the_contract_appears_with_nulls_for_old_rows(catalog):
     merge(catalog, read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", 1)]))
-    wider = replace(CONTRACT, columns=(*CONTRACT.columns, Column("note", "string"), Column("qty", "int")))
-    result = merge(catalog, read(cdc_key(date(2024, 1, 3)), [
-        ["I", "2024-01-03 10:00:00", "2", "two", "2.00", "2024-01-15 00:00:00", "hello", "5"],
-        ["U", "2024-01-03 10:00:00", "3", "three", "3.00", "2024-01-15 00:00:00", None, None],
-    ], contract=wider), contract=wider)
+    wider = replace(
+        CONTRACT, columns=(*CONTRACT.columns, Column("note", "string"), Column("qty", "int"))
+    )
+    result = merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 1, 3)),
+            [
+                [
+                    "I",
+                    "2024-01-03 10:00:00",
+                    "2",
+                    "two",
+                    "2.00",
+                    "2024-01-15 00:00:00",
+                    "hello",
+                    "5",
+                ],
+                [
+                    "U",
+                    "2024-01-03 10:00:00",
+                    "3",
+                    "three",
+                    "3.00",
+                    "2024-01-15 00:00:00",
+                    None,
+                    None,
+                ],
+            ],
+            contract=wider,
+        ),
+        contract=wider,
+    )
     assert result.inserted == 2
     rows = state(catalog, wider)
     assert rows[(1,)]["note"] is None and rows[(1,)]["qty"] is None
     assert rows[(2,)]["note"] == "hello" and rows[(2,)]["qty"] == 5
     # The old row is still there untouched, and an update of it fills the new column.
-    merge(catalog, read(cdc_key(date(2024, 1, 4)), [
-        ["U", "2024-01-04 10:00:00", "1", "n1", "1.00", "2024-01-15 00:00:00", "later", "1"],
-    ], contract=wider), contract=wider)
+    merge(
+        catalog,
+        read(
+            cdc_key(date(2024, 1, 4)),
+            [
+                [
+                    "U",
+                    "2024-01-04 10:00:00",
+                    "1",
+                    "n1",
+                    "1.00",
+                    "2024-01-15 00:00:00",
+                    "later",
+                    "1",
+                ],
+            ],
+            contract=wider,
+        ),
+        contract=wider,
+    )
     assert state(catalog, wider)[(1,)]["note"] == "later"
 
 
 def test_a_dropped_column_is_refused_with_what_to_do(catalog):
     merge(catalog, read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", 1)]))
     narrower = replace(CONTRACT, columns=tuple(c for c in CONTRACT.columns if c.name != "amount"))
-    raw = read(cdc_key(date(2024, 1, 3)), [["I", "2024-01-03 10:00:00", "2", "two", None]], contract=narrower)
+    raw = read(
+        cdc_key(date(2024, 1, 3)),
+        [["I", "2024-01-03 10:00:00", "2", "two", None]],
+        contract=narrower,
+    )
     snapshots = snapshot_ids(catalog)
     with pytest.raises(SchemaEvolutionError, match="amount") as error:
         merge(catalog, raw, contract=narrower)
@@ -668,10 +881,15 @@ def test_a_dropped_column_is_refused_with_what_to_do(catalog):
 @pytest.mark.parametrize("new_type", ["string", "decimal(10,3)"])
 def test_a_retyped_column_is_refused_with_what_to_do(catalog, new_type):
     merge(catalog, read(cdc_key(date(2024, 1, 2)), [order_row("I", "2024-01-02 10:00:00", 1)]))
-    retyped = replace(CONTRACT, columns=tuple(
-        Column("amount", new_type) if c.name == "amount" else c for c in CONTRACT.columns
-    ))
-    raw = read(cdc_key(date(2024, 1, 3)), [order_row("I", "2024-01-03 10:00:00", 2)], contract=retyped)
+    retyped = replace(
+        CONTRACT,
+        columns=tuple(
+            Column("amount", new_type) if c.name == "amount" else c for c in CONTRACT.columns
+        ),
+    )
+    raw = read(
+        cdc_key(date(2024, 1, 3)), [order_row("I", "2024-01-03 10:00:00", 2)], contract=retyped
+    )
     snapshots = snapshot_ids(catalog)
     with pytest.raises(SchemaEvolutionError, match="'amount'") as error:
         merge(catalog, raw, contract=retyped)
@@ -685,10 +903,13 @@ def test_a_retyped_column_is_refused_with_what_to_do(catalog, new_type):
 
 def test_rejects_land_with_file_row_and_reason_and_are_replaced_per_file(catalog):
     key2, key3 = cdc_key(date(2024, 1, 2)), cdc_key(date(2024, 1, 3))
-    day2 = read(key2, [
-        order_row("I", "2024-01-02 10:00:00", 1),
-        ["I", "2024-01-02 10:00:00", "2", "two", "1.234", None],
-    ])
+    day2 = read(
+        key2,
+        [
+            order_row("I", "2024-01-02 10:00:00", 1),
+            ["I", "2024-01-02 10:00:00", "2", "two", "1.234", None],
+        ],
+    )
     result = merge(catalog, day2)
     assert (result.inserted, result.rejected) == (1, 1)
     rejects_table = catalog.load_table(rejects_identifier(CONTRACT))
@@ -706,11 +927,22 @@ def test_rejects_land_with_file_row_and_reason_and_are_replaced_per_file(catalog
 
     # Another day's rejects add to them; a corrected re-delivery of day 2 clears day 2's.
     merge(catalog, read(key3, [["I", "2024-01-03 10:00:00", "3", "three", "oops", None]]))
-    assert sorted(catalog.load_table(rejects_identifier(CONTRACT)).scan().to_arrow()["_source_file"].to_pylist()) == [key2, key3]
-    merge(catalog, read(key2, [
-        order_row("I", "2024-01-02 10:00:00", 1),
-        ["I", "2024-01-02 10:00:00", "2", "two", "1.23", None],
-    ]))
+    assert sorted(
+        catalog.load_table(rejects_identifier(CONTRACT))
+        .scan()
+        .to_arrow()["_source_file"]
+        .to_pylist()
+    ) == [key2, key3]
+    merge(
+        catalog,
+        read(
+            key2,
+            [
+                order_row("I", "2024-01-02 10:00:00", 1),
+                ["I", "2024-01-02 10:00:00", "2", "two", "1.23", None],
+            ],
+        ),
+    )
     rejects = catalog.load_table(rejects_identifier(CONTRACT)).scan().to_arrow()
     assert rejects["_source_file"].to_pylist() == [key3]
     assert set(live(catalog)) == {(1,), (2,)}
@@ -738,10 +970,15 @@ def test_demo_contract_round_trip_with_every_kind_of_column(catalog):
     raw = read_dms_files([(prefix + "20240102-100000000.csv", text.encode())], order, dms)
     result = merge_changes(catalog, order, dms, raw, ingested_at=INGESTED)
     assert (result.inserted, result.rejected) == (2, 1)  # priority 99999 overflows smallint
-    rows = {row["id"]: row for row in catalog.load_table(table_identifier(order)).scan().to_arrow().to_pylist()}
+    rows = {
+        row["id"]: row
+        for row in catalog.load_table(table_identifier(order)).scan().to_arrow().to_pylist()
+    }
     assert rows[1]["total"] == Decimal("1234.50") and rows[1]["priority"] == 2
     assert rows[1]["notes"] == 'line, "quoted"\nnext' and rows[1]["metadata"] == '{"k": [1, 2]}'
-    assert rows[2]["status"] == "new" and rows[2]["priority"] == 32767  # the rejected update did not apply
+    assert (
+        rows[2]["status"] == "new" and rows[2]["priority"] == 32767
+    )  # the rejected update did not apply
     # The second run of the same files is a no-op.
     assert merge_changes(catalog, order, dms, raw, ingested_at=INGESTED).stale == 2
 
@@ -785,12 +1022,19 @@ def test_every_demo_table_merges(catalog, table_name):
         ["I", "2024-01-02 10:00:00", *values(0, "1")],
         ["I", "2024-01-02 10:00:00", *values(0, "2")],
         ["U", "2024-01-02 10:00:01", *values(1, "1")],
-        ["D", "2024-01-02 10:00:02", *[("2" if c.name in contract.primary_key else None) for c in contract.columns]],
+        [
+            "D",
+            "2024-01-02 10:00:02",
+            *[("2" if c.name in contract.primary_key else None) for c in contract.columns],
+        ],
     ]
     raw = read_dms_file(dms_text(rows), prefix + "20240102-100000000.csv", contract, dms)
     result = merge_changes(catalog, contract, dms, raw, ingested_at=INGESTED)
     assert (result.rejected, result.inserted, result.deleted) == (0, 1, 1), raw.to_pylist()
-    stored = {row[contract.primary_key[0]]: row for row in catalog.load_table(table_identifier(contract)).scan().to_arrow().to_pylist()}
+    stored = {
+        row[contract.primary_key[0]]: row
+        for row in catalog.load_table(table_identifier(contract)).scan().to_arrow().to_pylist()
+    }
     assert stored[2]["_is_deleted"] and not stored[1]["_is_deleted"]
     assert stored[1]["_op"] == "U" and stored[1]["_source_row"] == 3
     assert merge_changes(catalog, contract, dms, raw, ingested_at=INGESTED).stale == 2

@@ -48,17 +48,26 @@ PREFIX = "bronze/dms/public/orders/"
 INGESTED = pa.scalar(datetime(2024, 6, 1, tzinfo=UTC), pa.timestamp("us", tz="UTC"))
 
 
-def changes(key: str, rows: list[list[str | None]], dms: DmsSettings = DMS, contract: TableContract = CONTRACT) -> pa.Table:
+def changes(
+    key: str,
+    rows: list[list[str | None]],
+    dms: DmsSettings = DMS,
+    contract: TableContract = CONTRACT,
+) -> pa.Table:
     """Typed changes of one DMS file (rows as DMS writes them, None for NULL)."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([["" if v is None else v for v in row] for row in rows])
+    csv.writer(out, lineterminator="\n").writerows(
+        [["" if v is None else v for v in row] for row in rows]
+    )
     raw = read_dms_file(out.getvalue().encode(), PREFIX + key, contract, dms)
     typed = cast_changes(raw, contract)
     assert typed.rejects.num_rows == 0
     return typed.typed
 
 
-def latest(*tables: pa.Table, dms: DmsSettings = DMS, contract: TableContract = CONTRACT) -> dict[int, tuple]:
+def latest(
+    *tables: pa.Table, dms: DmsSettings = DMS, contract: TableContract = CONTRACT
+) -> dict[int, tuple]:
     """{id: (name, source file name, source row)} of the newest change per key."""
     batch = newest_per_key(with_position(pa.concat_tables(tables), contract.primary_key, dms))
     assert len(set(batch[KEY].to_pylist())) == batch.num_rows, "one row per key"
@@ -142,7 +151,9 @@ def test_full_load_counters_are_hex_and_numeric():
 
 def test_newer_timestamp_in_full_load_still_beats_older_cdc_change():
     load = changes("LOAD00000001.csv", [["2024-01-03 00:00:00", "1", "load-newer", "1.00"]])
-    cdc = changes("20240102-100000000.csv", [["U", "2024-01-02 10:00:00", "1", "cdc-older", "1.00"]])
+    cdc = changes(
+        "20240102-100000000.csv", [["U", "2024-01-02 10:00:00", "1", "cdc-older", "1.00"]]
+    )
     assert latest(cdc, load)[1][0] == "load-newer"
 
 
@@ -155,7 +166,12 @@ def test_file_order_text_sorts_in_application_order():
     ]
     orders = file_order(pa.array(keys), DMS).to_pylist()
     ranked = [key.rsplit("/", 1)[1] for _, key in sorted(zip(orders, keys))]
-    assert ranked == ["LOAD0000000A.csv", "LOAD00000010.csv", "20240102-235959999.csv", "20240103-000000000.csv"]
+    assert ranked == [
+        "LOAD0000000A.csv",
+        "LOAD00000010.csv",
+        "20240102-235959999.csv",
+        "20240103-000000000.csv",
+    ]
 
 
 def test_composite_keys_are_compared_as_a_whole():
@@ -175,7 +191,10 @@ def test_composite_keys_are_compared_as_a_whole():
         contract=contract,
     )
     newest = newest_per_key(with_position(batch, contract.primary_key, DMS))
-    assert sorted((r["tenant"], r["id"], r["name"]) for r in newest.to_pylist()) == [(1, 12, "a2"), (11, 2, "b")]
+    assert sorted((r["tenant"], r["id"], r["name"]) for r in newest.to_pylist()) == [
+        (1, 12, "a2"),
+        (11, 2, "b"),
+    ]
     assert len(set(key_array(batch, contract.primary_key).to_pylist())) == 2
 
 
@@ -183,7 +202,12 @@ def test_empty_batch_plans_nothing():
     empty = changes("20240102-100000000.csv", [])
     assert newest_per_key(with_position(empty, CONTRACT.primary_key, DMS)).num_rows == 0
     plan = _plan(empty, None)
-    assert plan.winners.num_rows == 0 and (plan.inserted, plan.updated, plan.deleted, plan.stale) == (0, 0, 0, 0)
+    assert plan.winners.num_rows == 0 and (
+        plan.inserted,
+        plan.updated,
+        plan.deleted,
+        plan.stale,
+    ) == (0, 0, 0, 0)
 
 
 # ------------------------------------------------------------------ is_newer
@@ -205,7 +229,11 @@ def test_is_newer_compares_positions_lexicographically_with_nulls_first():
     t1 = datetime(2024, 1, 1, tzinfo=UTC)
     t2 = datetime(2024, 1, 2, tzinfo=UTC)
     cases = [  # (change, stored, expected)
-        ((t2, None, "1|a", 1), (t1, None, "1|z", 9), True),  # later ts wins over everything after it
+        (
+            (t2, None, "1|a", 1),
+            (t1, None, "1|z", 9),
+            True,
+        ),  # later ts wins over everything after it
         ((t1, None, "1|z", 9), (t2, None, "1|a", 1), False),
         ((t1, "2", "1|a", 1), (t1, "1", "1|z", 9), True),  # seq before file order
         ((t1, None, "1|b", 1), (t1, None, "1|a", 9), True),  # file order before row
@@ -269,7 +297,10 @@ def test_plan_merge_counts_inserted_updated_deleted_and_stale():
 
     # Re-delivering day 1 against the merged state changes nothing.
     merged = pa.concat_tables(
-        [stored.filter(pa.array([k not in winners for k in stored["id"].to_pylist()])), plan.winners]
+        [
+            stored.filter(pa.array([k not in winners for k in stored["id"].to_pylist()])),
+            plan.winners,
+        ]
     )
     again = _plan(day1, merged)
     assert again.winners.num_rows == 0 and again.stale == 6
@@ -281,7 +312,10 @@ def test_plan_merge_counts_inserted_updated_deleted_and_stale():
 def test_plan_merge_same_batch_twice_is_all_stale():
     batch = changes(
         "20240102-100000000.csv",
-        [["I", "2024-01-02 10:00:00", "1", "one", "1.00"], ["D", "2024-01-02 10:00:01", "1", None, None]],
+        [
+            ["I", "2024-01-02 10:00:00", "1", "one", "1.00"],
+            ["D", "2024-01-02 10:00:01", "1", None, None],
+        ],
     )
     first = _plan(batch, None)
     assert (first.inserted, first.deleted) == (0, 1)
@@ -315,6 +349,8 @@ def test_newest_per_key_is_independent_of_batch_order(order):
         changes("20240102-100000000.csv", [["U", "2024-01-02 10:00:00", "1", "cdc-1", "1.00"]]),
         changes("20240102-110000000.csv", [["D", "2024-01-02 10:00:00", "1", None, None]]),
     ]
-    newest = newest_per_key(with_position(pa.concat_tables([files[i] for i in order]), ("id",), DMS))
+    newest = newest_per_key(
+        with_position(pa.concat_tables([files[i] for i in order]), ("id",), DMS)
+    )
     assert newest["_op"].to_pylist() == ["D"]
     assert newest["_source_file"].to_pylist() == [PREFIX + "20240102-110000000.csv"]

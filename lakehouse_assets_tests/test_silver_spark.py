@@ -38,15 +38,14 @@ from lakehouse_assets.contracts import (
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.dms import DmsFormatError, parse_object_key, read_dms_files
 from lakehouse_assets.lake import open_lake
-from lakehouse_assets.silver.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
-from lakehouse_assets.silver.spark_engine import (
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.silver.spark.engine import (
     BronzeFileRef,
     SparkEngineUnsupported,
-    file_order_sql,
     spark_merge_changes,
     spark_uri,
 )
-from lakehouse_assets.silver.spark_session import lakehouse_spark_session
+from lakehouse_assets.silver.spark.session import lakehouse_spark_session
 from lakehouse_assets.silver.tables import rejects_identifier, table_identifier
 from lakehouse_assets.silver.writer import MergeResult, merge_changes
 
@@ -64,6 +63,8 @@ ORDERS = TableContract(
     ),
     partition_by=PartitionSpec(column="created_at", transform="month"),
 )
+
+pytestmark = pytest.mark.spark
 COUNTS = ("changes", "inserted", "updated", "deleted", "stale", "rejected")
 
 
@@ -76,7 +77,9 @@ class SparkEnv:
         self.lake = root / "lake"
         self.catalog_uri = sqlite_uri_for(root / "catalog.db")
         self.warehouse = warehouse_for_lake(str(self.lake))
-        self.catalog = open_catalog(self.catalog_uri, self.warehouse)  # pyiceberg creates the catalog tables
+        self.catalog = open_catalog(
+            self.catalog_uri, self.warehouse
+        )  # pyiceberg creates the catalog tables
         self.spark = lakehouse_spark_session(self.catalog_uri, self.warehouse)
 
     def put(self, key: str, data: bytes) -> None:
@@ -84,11 +87,21 @@ class SparkEnv:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    def spark_merge(self, contract: TableContract, dms: DmsSettings, keys: list[str], catalog: Catalog | None = None) -> MergeResult:
+    def spark_merge(
+        self,
+        contract: TableContract,
+        dms: DmsSettings,
+        keys: list[str],
+        catalog: Catalog | None = None,
+    ) -> MergeResult:
         refs = [BronzeFileRef(key, spark_uri(str(self.lake), key)) for key in keys]
-        return spark_merge_changes(self.spark, catalog or self.catalog, contract, dms, refs, INGESTED)
+        return spark_merge_changes(
+            self.spark, catalog or self.catalog, contract, dms, refs, INGESTED
+        )
 
-    def arrow_merge(self, catalog: Catalog, contract: TableContract, dms: DmsSettings, keys: list[str]) -> MergeResult:
+    def arrow_merge(
+        self, catalog: Catalog, contract: TableContract, dms: DmsSettings, keys: list[str]
+    ) -> MergeResult:
         raw = read_dms_files([(key, (self.lake / key).read_bytes()) for key in keys], contract, dms)
         return merge_changes(catalog, contract, dms, raw, ingested_at=INGESTED)
 
@@ -101,7 +114,9 @@ def env(tmp_path_factory) -> SparkEnv:
 
 
 def own_catalog(tmp_path: Path) -> Catalog:
-    return open_catalog(sqlite_uri_for(tmp_path / "arrow.db"), warehouse_for_lake(str(tmp_path / "arrow-lake")))
+    return open_catalog(
+        sqlite_uri_for(tmp_path / "arrow.db"), warehouse_for_lake(str(tmp_path / "arrow-lake"))
+    )
 
 
 # ------------------------------------------------------------------ comparing tables
@@ -118,10 +133,14 @@ def table_rows(catalog: Catalog, identifier: str, order: tuple[str, ...]) -> lis
         return []
     rows = catalog.load_table(identifier).scan().to_arrow().to_pylist()
     rows = [{name: _plain(value) for name, value in row.items()} for row in rows]
-    return sorted(rows, key=lambda row: tuple((row[name] is None, str(row[name])) for name in order))
+    return sorted(
+        rows, key=lambda row: tuple((row[name] is None, str(row[name])) for name in order)
+    )
 
 
-def assert_same_tables(arrow_catalog: Catalog, spark_catalog: Catalog, contract: TableContract) -> list[dict]:
+def assert_same_tables(
+    arrow_catalog: Catalog, spark_catalog: Catalog, contract: TableContract
+) -> list[dict]:
     silver = table_identifier(contract)
     expected = table_rows(arrow_catalog, silver, contract.primary_key)
     actual = table_rows(spark_catalog, silver, contract.primary_key)
@@ -166,15 +185,26 @@ def load(contract: TableContract, name: str = "LOAD00000001.csv") -> str:
     return f"{prefix(contract)}{name}"
 
 
-def order(op: str, ts: str, key: int, name: str | None = None, amount: str | None = "1.00",
-          created: str | None = "2024-01-15 08:00:00") -> list:
+def order(
+    op: str,
+    ts: str,
+    key: int,
+    name: str | None = None,
+    amount: str | None = "1.00",
+    created: str | None = "2024-01-15 08:00:00",
+) -> list:
     if op == "D":
         return ["D", ts, str(key), None, None, None]
     return [op, ts, str(key), name if name is not None else f"n{key}", amount, created]
 
 
-def run_both(env: SparkEnv, arrow_catalog: Catalog, contract: TableContract, dms: DmsSettings,
-             batches: list[dict[str, bytes]]) -> list[tuple[MergeResult, MergeResult]]:
+def run_both(
+    env: SparkEnv,
+    arrow_catalog: Catalog,
+    contract: TableContract,
+    dms: DmsSettings,
+    batches: list[dict[str, bytes]],
+) -> list[tuple[MergeResult, MergeResult]]:
     """Write each batch's files, merge it with both engines, compare the tables after each."""
     results = []
     for batch in batches:
@@ -194,22 +224,32 @@ def run_both(env: SparkEnv, arrow_catalog: Catalog, contract: TableContract, dms
 # ------------------------------------------------------------------ file order
 
 
-def test_file_order_in_sql_is_the_readers_order(env):
-    keys = [
-        "bronze/dms/public/t/LOAD00000001.csv",
-        "bronze/dms/public/t/LOAD0000000A.csv.gz",
-        "bronze/dms/public/t/LOAD00000010.csv",
-        "bronze/dms/public/t/SEGMENT2_LOAD00000003.csv",
-        "bronze/dms/public/t/SEGMENT012_LOAD000000FF.csv",
-        "bronze/dms/public/t/sub/folder/LOAD00000002.csv",
-        "bronze/dms/public/t/2024/01/02/20240102-101500000.csv",
-        "bronze/dms/public/t/2024/01/02/20240102-1015.csv.gz",
-        "bronze/dms/public/t/2024/01/02/20240102-10150012345678999.csv",
+def test_stored_file_order_is_the_readers_order(env):
+    """Spark stores each row's ``_file_order`` as dms/keys.py computes it for its file: the one
+    definition the MERGE condition compares with, for every kind of key."""
+    contract = replace(ORDERS, name="orders_file_order", partition_by=None)
+    names = [
+        "LOAD00000001.csv",
+        "LOAD0000000A.csv",
+        "LOAD00000010.csv",
+        "SEGMENT2_LOAD00000003.csv",
+        "SEGMENT012_LOAD000000FF.csv",
+        "sub/folder/LOAD00000002.csv",
+        "2024/01/02/20240102-101500000.csv",
+        "2024/01/02/20240102-1015.csv",
+        "2024/01/02/20240102-10150012345678999.csv",
     ]
-    expected = [parse_object_key(key, DMS).order_text for key in keys]
-    frame = env.spark.createDataFrame([(key,) for key in keys], "k string")
-    got = [row[0] for row in frame.selectExpr(file_order_sql("k", DMS)).collect()]
-    assert got == expected
+    keys = []
+    for index, name in enumerate(names, start=1):
+        key = f"bronze/dms/public/{contract.name}/{name}"
+        op = [] if "LOAD" in name else ["I"]
+        env.put(key, dms_text([[*op, "2024-01-02 10:00:00", str(index), name, None, None]]))
+        keys.append(key)
+    env.spark_merge(contract, DMS, keys)
+    rows = table_rows(env.catalog, table_identifier(contract), ("id",))
+    assert len(rows) == len(names)
+    for row in rows:
+        assert row["_file_order"] == parse_object_key(row["_source_file"], DMS).order_text
 
 
 # ------------------------------------------------------------------ edge cases, both engines
@@ -217,26 +257,44 @@ def test_file_order_in_sql_is_the_readers_order(env):
 
 def test_lifecycle_quoting_idempotence_and_late_days(env, tmp_path):
     contract = replace(ORDERS, name="orders_lifecycle")
-    day2 = {cdc(contract, date(2024, 1, 2)): dms_text([
-        order("I", "2024-01-02 10:00:00", 1, "v1", "1.00"),
-        order("U", "2024-01-02 10:00:00", 1, 'v2, with "quotes"\nand a newline', "2.00"),
-        order("D", "2024-01-02 10:00:01", 1),
-        order("I", "2024-01-02 10:00:01", 1, "v4", "4.00"),
-        order("I", "2024-01-02 10:00:00", 2, "x", None, None),
-        order("D", "2024-01-02 10:00:00", 2),
-        order("I", "2024-01-02 10:00:00", 3, "", "-0.01", "2024-02-29 23:59:59.999999"),
-        order("U", "2024-01-02 10:00:00.5", 4, "ü €", "99999999.99", "2024-01-01 00:00:00.5"),
-    ])}
-    day3 = {cdc(contract, date(2024, 1, 3)): dms_text([
-        order("D", "2024-01-03 09:00:00", 3),
-        order("U", "2024-01-03 09:00:00", 4, "moved", "0.5", "2024-03-10 00:00:00"),
-    ])}
-    day1_late = {cdc(contract, date(2024, 1, 1)): dms_text([
-        order("I", "2024-01-01 10:00:00", 3, "resurrected?"),  # older than the delete of day 3
-        order("I", "2024-01-01 10:00:00", 5, "new"),
-    ])}
+    day2 = {
+        cdc(contract, date(2024, 1, 2)): dms_text(
+            [
+                order("I", "2024-01-02 10:00:00", 1, "v1", "1.00"),
+                order("U", "2024-01-02 10:00:00", 1, 'v2, with "quotes"\nand a newline', "2.00"),
+                order("D", "2024-01-02 10:00:01", 1),
+                order("I", "2024-01-02 10:00:01", 1, "v4", "4.00"),
+                order("I", "2024-01-02 10:00:00", 2, "x", None, None),
+                order("D", "2024-01-02 10:00:00", 2),
+                order("I", "2024-01-02 10:00:00", 3, "", "-0.01", "2024-02-29 23:59:59.999999"),
+                order(
+                    "U", "2024-01-02 10:00:00.5", 4, "ü €", "99999999.99", "2024-01-01 00:00:00.5"
+                ),
+            ]
+        )
+    }
+    day3 = {
+        cdc(contract, date(2024, 1, 3)): dms_text(
+            [
+                order("D", "2024-01-03 09:00:00", 3),
+                order("U", "2024-01-03 09:00:00", 4, "moved", "0.5", "2024-03-10 00:00:00"),
+            ]
+        )
+    }
+    day1_late = {
+        cdc(contract, date(2024, 1, 1)): dms_text(
+            [
+                order(
+                    "I", "2024-01-01 10:00:00", 3, "resurrected?"
+                ),  # older than the delete of day 3
+                order("I", "2024-01-01 10:00:00", 5, "new"),
+            ]
+        )
+    }
     catalog = own_catalog(tmp_path)
-    results = run_both(env, catalog, contract, DMS, [day2, day3, day2, day1_late, {**day2, **day3, **day1_late}])
+    results = run_both(
+        env, catalog, contract, DMS, [day2, day3, day2, day1_late, {**day2, **day3, **day1_late}]
+    )
     assert counts(results[0][1])[1:4] == (3, 0, 1)
     again_before = results[2][1]  # day 2 re-applied after day 3: nothing newer
     assert (again_before.inserted, again_before.updated, again_before.deleted) == (0, 0, 0)
@@ -252,20 +310,34 @@ def test_full_load_segments_sub_folders_and_overlapping_cdc(env, tmp_path):
     contract = replace(ORDERS, name="orders_load", partition_by=None)
     at = "2024-01-02 09:00:00"
     batches = [
-        {cdc(contract, date(2024, 1, 2)): dms_text([
-            order("U", "2024-01-02 08:59:00", 1, "older-than-load"),
-            order("U", at, 2, "same-ts-as-load"),  # tie: CDC file after LOAD
-        ])},
         {
-            load(contract, "LOAD00000009.csv"): dms_text([[at, "1", "load-9", "1.00", None], [at, "3", "l9", None, None]]),
-            load(contract, "LOAD0000000A.csv"): dms_text([[at, "3", "load-A wins over 9", None, None]]),
-            load(contract, "SEGMENT2_LOAD00000001.csv"): dms_text([[at, "2", "seg", "2.00", None], [at, "4", "seg2", None, None]]),
+            cdc(contract, date(2024, 1, 2)): dms_text(
+                [
+                    order("U", "2024-01-02 08:59:00", 1, "older-than-load"),
+                    order("U", at, 2, "same-ts-as-load"),  # tie: CDC file after LOAD
+                ]
+            )
+        },
+        {
+            load(contract, "LOAD00000009.csv"): dms_text(
+                [[at, "1", "load-9", "1.00", None], [at, "3", "l9", None, None]]
+            ),
+            load(contract, "LOAD0000000A.csv"): dms_text(
+                [[at, "3", "load-A wins over 9", None, None]]
+            ),
+            load(contract, "SEGMENT2_LOAD00000001.csv"): dms_text(
+                [[at, "2", "seg", "2.00", None], [at, "4", "seg2", None, None]]
+            ),
             load(contract, "sub/LOAD00000001.csv"): dms_text([[at, "4", "sub-folder", None, None]]),
         },
     ]
     run_both(env, own_catalog(tmp_path), contract, DMS, batches)
     rows = {row["id"]: row for row in table_rows(env.catalog, table_identifier(contract), ("id",))}
-    assert [rows[k]["name"] for k in (1, 2, 3)] == ["load-9", "same-ts-as-load", "load-A wins over 9"]
+    assert [rows[k]["name"] for k in (1, 2, 3)] == [
+        "load-9",
+        "same-ts-as-load",
+        "load-A wins over 9",
+    ]
 
 
 def test_change_seq_op_in_full_load_gzip_and_another_delimiter(env, tmp_path):
@@ -281,21 +353,36 @@ def test_change_seq_op_in_full_load_gzip_and_another_delimiter(env, tmp_path):
         ["D", at, "3", None, None, None, seq[1]],
     ]
     batches = [
-        {load(contract, "LOAD00000001.csv.gz"): gzip.compress(dms_text(
-            [["I", at, "3", "loaded", "9.99", "2024-01-01 00:00:00", None]], delimiter=";"))},
-        {cdc(contract, date(2024, 1, 2), gz=True): gzip.compress(dms_text(rows_day2, delimiter=";"))},
+        {
+            load(contract, "LOAD00000001.csv.gz"): gzip.compress(
+                dms_text(
+                    [["I", at, "3", "loaded", "9.99", "2024-01-01 00:00:00", None]], delimiter=";"
+                )
+            )
+        },
+        {
+            cdc(contract, date(2024, 1, 2), gz=True): gzip.compress(
+                dms_text(rows_day2, delimiter=";")
+            )
+        },
     ]
     run_both(env, own_catalog(tmp_path), contract, dms, batches)
     rows = {row["id"]: row for row in table_rows(env.catalog, table_identifier(contract), ("id",))}
-    assert rows[1]["name"] == "seq-3; wins" and rows[2]["name"] == "seq beats none" and rows[3]["_is_deleted"]
+    assert (
+        rows[1]["name"] == "seq-3; wins"
+        and rows[2]["name"] == "seq beats none"
+        and rows[3]["_is_deleted"]
+    )
 
 
 def test_null_value_setting(env, tmp_path):
     dms = replace(DMS, null_value="NULL")
     contract = replace(ORDERS, name="orders_nulls")
-    text = (b'I,2024-01-02 10:00:00,1,NULL,NULL,NULL\n'
-            b'I,2024-01-02 10:00:00,2,"NULL",1.00,2024-01-01 00:00:00\n'
-            b'I,2024-01-02 10:00:00,3,"",2.00,NULL\n')
+    text = (
+        b"I,2024-01-02 10:00:00,1,NULL,NULL,NULL\n"
+        b'I,2024-01-02 10:00:00,2,"NULL",1.00,2024-01-01 00:00:00\n'
+        b'I,2024-01-02 10:00:00,3,"",2.00,NULL\n'
+    )
     run_both(env, own_catalog(tmp_path), contract, dms, [{cdc(contract, date(2024, 1, 2)): text}])
     rows = {row["id"]: row for row in table_rows(env.catalog, table_identifier(contract), ("id",))}
     assert rows[1]["name"] is None and rows[2]["name"] is None and rows[3]["name"] == ""
@@ -303,36 +390,109 @@ def test_null_value_setting(env, tmp_path):
 
 def test_composite_key(env, tmp_path):
     contract = TableContract(
-        name="keyed_pairs", schema="public", primary_key=("tenant", "code"),
-        columns=(Column("tenant", "int", nullable=False), Column("code", "string", nullable=False), Column("v", "string")),
+        name="keyed_pairs",
+        schema="public",
+        primary_key=("tenant", "code"),
+        columns=(
+            Column("tenant", "int", nullable=False),
+            Column("code", "string", nullable=False),
+            Column("v", "string"),
+        ),
     )
-    day = lambda n: cdc(contract, date(2024, 1, n))
+
+    def day(n):
+        return cdc(contract, date(2024, 1, n))
+
     batches = [
-        {day(1): dms_text([["I", "2024-01-01 10:00:00", "1", "a", "x"], ["I", "2024-01-01 10:00:00", "1", "b", "y"],
-                           ["I", "2024-01-01 10:00:00", "2", "a", "z"]])},
-        {day(2): dms_text([["U", "2024-01-02 10:00:00", "1", "a", "x2"], ["D", "2024-01-02 10:00:00", "2", "a", None]])},
+        {
+            day(1): dms_text(
+                [
+                    ["I", "2024-01-01 10:00:00", "1", "a", "x"],
+                    ["I", "2024-01-01 10:00:00", "1", "b", "y"],
+                    ["I", "2024-01-01 10:00:00", "2", "a", "z"],
+                ]
+            )
+        },
+        {
+            day(2): dms_text(
+                [
+                    ["U", "2024-01-02 10:00:00", "1", "a", "x2"],
+                    ["D", "2024-01-02 10:00:00", "2", "a", None],
+                ]
+            )
+        },
     ]
     run_both(env, own_catalog(tmp_path), contract, DMS, batches)
 
 
 def test_rejects_match_and_are_replaced_per_file(env, tmp_path):
-    contract = replace(ORDERS, name="orders_rejects", columns=(
-        *ORDERS.columns, Column("qty", "smallint", nullable=False), Column("note", "json"),
-    ))
+    contract = replace(
+        ORDERS,
+        name="orders_rejects",
+        columns=(
+            *ORDERS.columns,
+            Column("qty", "smallint", nullable=False),
+            Column("note", "json"),
+        ),
+    )
     key2, key3 = cdc(contract, date(2024, 1, 2)), cdc(contract, date(2024, 1, 3))
     ok = ["I", "2024-01-02 10:00:00", "1", "ok", "1.00", None, "1", '{"a": 1}']
     batches = [
-        {key2: dms_text([
-            ok,
-            ["I", "2024-01-02 10:00:00", "2", "two", "1.234", None, "1", None],  # too many decimals
-            ["I", "2024-01-02 10:00:00", "3", "three", "1.00", None, None, None],  # required but empty
-            ["I", "2024-01-02 10:00:00", "4", "it's", "x'y", "2024-13-01", "1", None],  # first bad column wins
-            ["I", "2024-01-02 10:00:00", "5", "five", "1.00", None, "40000", "NaN"],
-            ["D", "2024-01-02 10:00:00", "6", None, "garbage", None, None, "{bad"],  # deletes need only a key
-            ["I", "2024-01-02 10:00:00", "x7", "seven", None, None, "1", None],  # bad key
-        ])},
+        {
+            key2: dms_text(
+                [
+                    ok,
+                    [
+                        "I",
+                        "2024-01-02 10:00:00",
+                        "2",
+                        "two",
+                        "1.234",
+                        None,
+                        "1",
+                        None,
+                    ],  # too many decimals
+                    [
+                        "I",
+                        "2024-01-02 10:00:00",
+                        "3",
+                        "three",
+                        "1.00",
+                        None,
+                        None,
+                        None,
+                    ],  # required but empty
+                    [
+                        "I",
+                        "2024-01-02 10:00:00",
+                        "4",
+                        "it's",
+                        "x'y",
+                        "2024-13-01",
+                        "1",
+                        None,
+                    ],  # first bad column wins
+                    ["I", "2024-01-02 10:00:00", "5", "five", "1.00", None, "40000", "NaN"],
+                    [
+                        "D",
+                        "2024-01-02 10:00:00",
+                        "6",
+                        None,
+                        "garbage",
+                        None,
+                        None,
+                        "{bad",
+                    ],  # deletes need only a key
+                    ["I", "2024-01-02 10:00:00", "x7", "seven", None, None, "1", None],  # bad key
+                ]
+            )
+        },
         {key3: dms_text([["I", "2024-01-03 10:00:00", "8", "eight", "oops", None, "1", None]])},
-        {key2: dms_text([ok, ["I", "2024-01-02 10:00:00", "2", "two", "1.23", None, "1", "[1, 2]"]])},  # corrected
+        {
+            key2: dms_text(
+                [ok, ["I", "2024-01-02 10:00:00", "2", "two", "1.23", None, "1", "[1, 2]"]]
+            )
+        },  # corrected
     ]
     results = run_both(env, own_catalog(tmp_path), contract, DMS, batches)
     assert results[0][1].rejected == 5 and results[2][1].rejected == 0
@@ -345,21 +505,91 @@ ALL_TYPES = {  # values casting.py accepts and rejects, per type
     "smallint": ["3", "-32768", "32767", "32768", "+1", " 1", "1.0", "0x10", "-0x10", "01"],
     "int": ["70000", "-1", "2147483648", "1e3", ""],
     "bigint": ["9000000000", "9223372036854775807", "9223372036854775808", "0X1f", "abc"],
-    "decimal(10,2)": ["12.5", "-0.01", "1.230", "1.234", "+1.5", ".5", "5.", "1e2", "1E-2", "99999999.99",
-                      "999999999.99", " 1", "NaN", "1,5"],
+    "decimal(10,2)": [
+        "12.5",
+        "-0.01",
+        "1.230",
+        "1.234",
+        "+1.5",
+        ".5",
+        "5.",
+        "1e2",
+        "1E-2",
+        "99999999.99",
+        "999999999.99",
+        " 1",
+        "NaN",
+        "1,5",
+    ],
     "real": ["1.5", "NaN", "-inf", "1e39", "3.4e38", "x"],
-    "double": ["2.25", "-0.5", "Infinity", "nan", "-nan", "+inf", ".5", "5.", "1E+5", "1.5d", "0x10", " 1", "1e400"],
+    "double": [
+        "2.25",
+        "-0.5",
+        "Infinity",
+        "nan",
+        "-nan",
+        "+inf",
+        ".5",
+        "5.",
+        "1E+5",
+        "1.5d",
+        "0x10",
+        " 1",
+        "1e400",
+    ],
     "boolean": ["t", "f", "T", "true", "FALSE", "1", "0", "yes", "n"],
     "string": ['with, comma "and quotes"', "ü", " padded "],
-    "date": ["2024-01-31", "2024-02-29", "2023-02-29", "2024-1-5", "20240105", "2024-01-05 00:00:00"],
-    "timestamp": ["2024-01-02 03:04:05.678", "2024-01-02T03:04:05", "2024-01-02", "2024-01-02 03", "2024-01-02 03:04",
-                  "2024-01-02 03:04:05.1234567", "2024-01-02 24:00:00", "2024-01-02 03:04:60", "2024-01-02 03:04:05Z",
-                  "2024-01-02 3:04:05", "2024-02-30 00:00:00"],
-    "timestamptz": ["2024-01-02 03:04:05+01:00", "2023-12-31 23:59:59", "2024-01-02 03:04:05Z", "2024-01-02 03:04:05+0130",
-                    "2024-01-02 03:04:05-05", "2024-01-02", "2024-01-02 03", "2024-01-02 03:04:05 +01:00",
-                    "2024-01-02 03:04:05+1", "2024-01-02T03:04:05.5-0530"],
-    "json": ['{"a": [1, 2]}', "[]", "1", '"x"', "null", " {} ", "NaN", "[1,]", "{'a': 1}", '{"a": 1}x', "Infinity"],
-    "uuid": ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "a0eebc99"],
+    "date": [
+        "2024-01-31",
+        "2024-02-29",
+        "2023-02-29",
+        "2024-1-5",
+        "20240105",
+        "2024-01-05 00:00:00",
+    ],
+    "timestamp": [
+        "2024-01-02 03:04:05.678",
+        "2024-01-02T03:04:05",
+        "2024-01-02",
+        "2024-01-02 03",
+        "2024-01-02 03:04",
+        "2024-01-02 03:04:05.1234567",
+        "2024-01-02 24:00:00",
+        "2024-01-02 03:04:60",
+        "2024-01-02 03:04:05Z",
+        "2024-01-02 3:04:05",
+        "2024-02-30 00:00:00",
+    ],
+    "timestamptz": [
+        "2024-01-02 03:04:05+01:00",
+        "2023-12-31 23:59:59",
+        "2024-01-02 03:04:05Z",
+        "2024-01-02 03:04:05+0130",
+        "2024-01-02 03:04:05-05",
+        "2024-01-02",
+        "2024-01-02 03",
+        "2024-01-02 03:04:05 +01:00",
+        "2024-01-02 03:04:05+1",
+        "2024-01-02T03:04:05.5-0530",
+    ],
+    "json": [
+        '{"a": [1, 2]}',
+        "[]",
+        "1",
+        '"x"',
+        "null",
+        " {} ",
+        "NaN",
+        "[1,]",
+        "{'a': 1}",
+        '{"a": 1}x',
+        "Infinity",
+    ],
+    "uuid": [
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+        "a0eebc99",
+    ],
     "bytes": ["\\xdeadbeef", "\\x", "ab", "\\xabc", "xab", "\\xZZ"],
 }
 
@@ -367,7 +597,9 @@ ALL_TYPES = {  # values casting.py accepts and rejects, per type
 def test_every_type_is_typed_and_rejected_alike(env, tmp_path):
     columns = [Column("id", "bigint", nullable=False)]
     columns += [Column(f"c_{kind.split('(')[0]}", kind) for kind in ALL_TYPES]
-    contract = TableContract(name="typed_values", schema="public", primary_key=("id",), columns=tuple(columns))
+    contract = TableContract(
+        name="typed_values", schema="public", primary_key=("id",), columns=tuple(columns)
+    )
     rows, key = [], 0
     for index, values in enumerate(ALL_TYPES.values(), start=1):
         for value in values:
@@ -375,7 +607,13 @@ def test_every_type_is_typed_and_rejected_alike(env, tmp_path):
             row = ["I", "2024-01-02 10:00:00", str(key)] + [None] * len(ALL_TYPES)
             row[2 + index] = value
             rows.append(row)
-    results = run_both(env, own_catalog(tmp_path), contract, DMS, [{cdc(contract, date(2024, 1, 2)): dms_text(rows)}])
+    results = run_both(
+        env,
+        own_catalog(tmp_path),
+        contract,
+        DMS,
+        [{cdc(contract, date(2024, 1, 2)): dms_text(rows)}],
+    )
     spark = results[0][1]
     assert 0 < spark.rejected < key and spark.inserted == key - spark.rejected
 
@@ -386,12 +624,18 @@ def test_a_time_column_stays_on_the_arrow_engine(env):
         env.spark_merge(tenant, DMS, [])
 
 
-@pytest.mark.parametrize("fault, message", [
-    (b"I,2024-01-02 10:00:00,1,a,1.00\n", "line 2: expected 6 fields"),
-    (b"X,2024-01-02 10:00:00,1,a,1.00,\n", "line 2: Op must be I, U or D, found 'X'"),
-    (b"I,yesterday,1,a,1.00,\n", "line 2: DMS timestamp 'yesterday' is not"),
-], ids=["column_count", "op", "timestamp"])
-def test_a_structural_fault_names_file_and_line_and_commits_nothing(env, tmp_path, request, fault, message):
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (b"I,2024-01-02 10:00:00,1,a,1.00\n", "line 2: expected 6 fields"),
+        (b"X,2024-01-02 10:00:00,1,a,1.00,\n", "line 2: Op must be I, U or D, found 'X'"),
+        (b"I,yesterday,1,a,1.00,\n", "line 2: DMS timestamp 'yesterday' is not"),
+    ],
+    ids=["column_count", "op", "timestamp"],
+)
+def test_a_structural_fault_names_file_and_line_and_commits_nothing(
+    env, tmp_path, request, fault, message
+):
     contract = replace(ORDERS, name=f"orders_fault_{request.node.callspec.id}")
     good = {cdc(contract, date(2024, 1, 2)): dms_text([order("I", "2024-01-02 10:00:00", 1)])}
     run_both(env, own_catalog(tmp_path), contract, DMS, [good])
@@ -417,7 +661,15 @@ CONTRACTS = load_contracts()
 @pytest.fixture(scope="module")
 def demo(env) -> Path:
     lake = env.root / "demo-lake"
-    generate(open_lake(str(lake)), CONTRACTS, scale=0.02, days=DEMO_DAYS, seed=42, start=DEMO_START, gzip=True)
+    generate(
+        open_lake(str(lake)),
+        CONTRACTS,
+        scale=0.02,
+        days=DEMO_DAYS,
+        seed=42,
+        start=DEMO_START,
+        gzip=True,
+    )
     return lake
 
 
@@ -430,15 +682,26 @@ def demo_batches(lake: Path, contract: TableContract) -> list[list[str]]:
     return [[f.info.key for f in first], [f.info.key for f in rest]]
 
 
-def demo_merge(engine: str, env: SparkEnv, lake: Path, catalog: Catalog, contract: TableContract, keys: list[str]) -> MergeResult:
+def demo_merge(
+    engine: str,
+    env: SparkEnv,
+    lake: Path,
+    catalog: Catalog,
+    contract: TableContract,
+    keys: list[str],
+) -> MergeResult:
     if engine == "arrow":
-        raw = read_dms_files([(key, (lake / key).read_bytes()) for key in keys], contract, CONTRACTS.dms)
+        raw = read_dms_files(
+            [(key, (lake / key).read_bytes()) for key in keys], contract, CONTRACTS.dms
+        )
         return merge_changes(catalog, contract, CONTRACTS.dms, raw, ingested_at=INGESTED)
     refs = [BronzeFileRef(key, spark_uri(str(lake), key)) for key in keys]
     return spark_merge_changes(env.spark, catalog, contract, CONTRACTS.dms, refs, INGESTED)
 
 
-SPARK_DEMO_TABLES = [name for name, c in CONTRACTS.tables.items() if not any(col.type == "time" for col in c.columns)]
+SPARK_DEMO_TABLES = [
+    name for name, c in CONTRACTS.tables.items() if not any(col.type == "time" for col in c.columns)
+]
 
 
 def test_demo_tables_are_identical_and_equal_the_oracle(env, demo, tmp_path):
@@ -452,11 +715,17 @@ def test_demo_tables_are_identical_and_equal_the_oracle(env, demo, tmp_path):
             assert spark.touched_dates == arrow.touched_dates, name
         rows = assert_same_tables(arrow_catalog, env.catalog, contract)
         expected = pq.read_table(demo / "demo" / "expected" / f"{name}.parquet").to_pylist()
+
         def by_key(row: dict, key: tuple[str, ...] = contract.primary_key) -> tuple:
             return tuple(row[k] for k in key)
 
-        live = sorted(({c: row[c] for c in contract.column_names} for row in rows if not row["_is_deleted"]), key=by_key)
-        expected = sorted(({c: _plain(row[c]) for c in contract.column_names} for row in expected), key=by_key)
+        live = sorted(
+            ({c: row[c] for c in contract.column_names} for row in rows if not row["_is_deleted"]),
+            key=by_key,
+        )
+        expected = sorted(
+            ({c: _plain(row[c]) for c in contract.column_names} for row in expected), key=by_key
+        )
         assert len(live) > 0
         assert live == expected, name
 
@@ -511,39 +780,45 @@ tables:
 
 
 def test_engine_is_chosen_per_asset_in_run_config(env, tmp_path, monkeypatch):
-    from lakehouse_assets.bronze.assets import BRONZE_IO_MANAGER, build_bronze_assets
-    from lakehouse_assets.io_managers.bronze import BronzeIOManager
-    from lakehouse_assets.resources import ContractsResource, IcebergCatalogResource, LakeResource
-    from lakehouse_assets.silver.assets import build_silver_assets, silver_asset_key
-    from lakehouse_assets.silver.spark_session import lakehouse_spark_resource
+    from lakehouse_assets.bronze.assets import build_bronze_assets
+    from lakehouse_assets.definitions import lake_resources
+    from lakehouse_assets.names import silver_asset_key
+    from lakehouse_assets.silver.assets import build_silver_assets
 
     monkeypatch.delenv("LAKEHOUSE_ENGINE", raising=False)
     path = tmp_path / "contracts.yaml"
     path.write_text(CONTRACT_YAML)
     contracts = load_contracts(path)
-    env.put("bronze/dms/public/dg_orders/2024/01/02/20240102-100000000.csv",
-            b"I,2024-01-02 10:00:00,1,one\nI,2024-01-02 10:00:00,2,two\nU,2024-01-02 10:00:01,1,uno\n")
-    env.put("bronze/dms/public/dg_shifts/2024/01/02/20240102-100000000.csv", b"I,2024-01-02 10:00:00,1,08:30:00\n")
+    env.put(
+        "bronze/dms/public/dg_orders/2024/01/02/20240102-100000000.csv",
+        b"I,2024-01-02 10:00:00,1,one\nI,2024-01-02 10:00:00,2,two\nU,2024-01-02 10:00:01,1,uno\n",
+    )
+    env.put(
+        "bronze/dms/public/dg_shifts/2024/01/02/20240102-100000000.csv",
+        b"I,2024-01-02 10:00:00,1,08:30:00\n",
+    )
     daily = dg.DailyPartitionsDefinition(start_date="2024-01-01")
-    lake = LakeResource(uri=str(env.lake))
-    contracts_resource = ContractsResource(path=str(path))
-    resources = {
-        "lake": lake,
-        "contracts": contracts_resource,
-        "iceberg": IcebergCatalogResource(uri=env.catalog_uri, lake_uri=str(env.lake)),
-        BRONZE_IO_MANAGER: BronzeIOManager(lake=lake, contracts=contracts_resource),
-        "pyspark": lakehouse_spark_resource(env.catalog_uri, str(env.lake)),
+    resources = lake_resources(str(env.lake), env.catalog_uri, str(path))
+    assets = [*build_bronze_assets(contracts, daily), *build_silver_assets(contracts, daily)]
+    run_config = {
+        "ops": {
+            f"silver__{name}": {"config": {"engine": "spark"}}
+            for name in ("dg_orders", "dg_shifts")
+        }
     }
-    assets = [*build_bronze_assets(contracts, daily), *build_silver_assets(contracts, daily, spark_resource_key="pyspark")]
-    run_config = {"ops": {f"silver__{name}": {"config": {"engine": "spark"}} for name in ("dg_orders", "dg_shifts")}}
     result = dg.materialize(
-        assets, selection=dg.AssetSelection.groups("silver"), partition_key="2024-01-02",
-        resources=resources, run_config=run_config,
+        assets,
+        selection=dg.AssetSelection.groups("silver"),
+        partition_key="2024-01-02",
+        resources=resources,
+        run_config=run_config,
     )
     assert result.success
     metadata = {
         m.asset_key.path[-1]: m.metadata
-        for m in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+        for m in (
+            e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+        )
     }
     assert metadata["dg_orders"]["engine"].value == "spark"
     assert metadata["dg_orders"]["inserted"].value == 2
@@ -553,14 +828,16 @@ def test_engine_is_chosen_per_asset_in_run_config(env, tmp_path, monkeypatch):
 
     # The default comes from LAKEHOUSE_ENGINE; a run without config then uses Spark.
     monkeypatch.setenv("LAKEHOUSE_ENGINE", "spark")
-    spark_default = build_silver_assets(contracts, daily, spark_resource_key="pyspark")
+    spark_default = build_silver_assets(contracts, daily)
     again = dg.materialize(
         [*build_bronze_assets(contracts, daily), *spark_default],
-        selection=[silver_asset_key("dg_orders")], partition_key="2024-01-02", resources=resources,
+        selection=[silver_asset_key("dg_orders")],
+        partition_key="2024-01-02",
+        resources=resources,
     )
     [event] = again.get_asset_materialization_events()
     metadata = event.event_specific_data.materialization.metadata
     assert metadata["engine"].value == "spark" and metadata["unchanged"].value == 2
     monkeypatch.setenv("LAKEHOUSE_ENGINE", "sparkle")
     with pytest.raises(ValueError, match="LAKEHOUSE_ENGINE"):
-        build_silver_assets(contracts, daily, spark_resource_key="pyspark")
+        build_silver_assets(contracts, daily)

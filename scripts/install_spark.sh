@@ -5,11 +5,11 @@
 #
 # 1. Debian packages (apt-get as root, else through sudo): a Java 17 runtime, the JDBC
 #    drivers of the Iceberg catalog database (SQLite, PostgreSQL), jarjar and ASM.
-# 2. Into .venv (scripts/setup.sh first when there is none): pyspark 3.5, dagster-pyspark,
+# 2. Into .venv (scripts/setup.sh first when there is none): pyspark 3.5
 #    and snowpark-connect-deps-iceberg, the PyPI package that ships Iceberg's Spark runtime jar.
 # 3. Iceberg's relocated Jackson classes, which that runtime jar lacks, rebuilt from pyspark's
 #    own Jackson jars with jarjar (no jar is downloaded or committed: they are built here).
-# 4. The jar folder Spark loads (lakehouse_assets/silver/spark_session.py finds it):
+# 4. The jar folder Spark loads (lakehouse_assets/silver/spark/session.py finds it):
 #    .venv/share/lakehouse-spark/jars/ (or $LAKEHOUSE_SPARK_JARS_DIR), links plus the built jar.
 #
 # On a cluster none of this is needed: spark.jars.packages with
@@ -18,7 +18,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYSPARK_VERSION=3.5.9
-DAGSTER_PYSPARK_VERSION=0.29.27
 ICEBERG_DEPS_VERSION=1.0.3   # snowpark-connect-deps-iceberg: iceberg-spark-runtime-3.5_2.12-1.10.2.jar
 ICEBERG_RUNTIME=iceberg-spark-runtime-3.5_2.12-1.10.2.jar
 JACKSON_VERSION=2.15.2       # the Jackson of pyspark 3.5's jars/
@@ -52,7 +51,7 @@ fi
 # ---------------------------------------------------------------- 2. Python packages
 [ -x .venv/bin/python ] || scripts/setup.sh
 python=.venv/bin/python
-wanted=("pyspark==$PYSPARK_VERSION" "dagster-pyspark==$DAGSTER_PYSPARK_VERSION" "snowpark-connect-deps-iceberg==$ICEBERG_DEPS_VERSION")
+wanted=("pyspark==$PYSPARK_VERSION" "snowpark-connect-deps-iceberg==$ICEBERG_DEPS_VERSION")
 if ! "$python" - "${wanted[@]}" <<'EOF'
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -124,5 +123,5 @@ EOF
 fi
 
 # ---------------------------------------------------------------- check
-"$python" -c 'from lakehouse_assets.silver.spark_session import spark_jars; print("\n".join(spark_jars()))' >/dev/null
+"$python" -c 'from lakehouse_assets.silver.spark.session import spark_jars; print("\n".join(spark_jars()))' >/dev/null
 log "ready: $(cd "$jars" && ls | tr '\n' ' ')"

@@ -9,24 +9,22 @@ from datetime import date
 import dagster as dg
 
 from lakehouse_assets.bronze.files import bronze_stats, list_partition_files, read_partition_files
-from lakehouse_assets.contracts import Contracts, TableContract
-from lakehouse_assets.resources import ContractsResource, LakeResource
-
-BRONZE_IO_MANAGER = "bronze_io_manager"
-
-
-def bronze_asset_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["bronze", table])
+from lakehouse_assets.contracts import Contracts, DmsSettings, TableContract
+from lakehouse_assets.names import BRONZE_IO_MANAGER, bronze_asset_key
+from lakehouse_assets.resources import LakeResource
 
 
 def build_bronze_assets(
     contracts: Contracts, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    return [_bronze_asset(contract, partitions_def) for contract in contracts.tables.values()]
+    return [
+        _bronze_asset(contract, contracts.dms, partitions_def)
+        for contract in contracts.tables.values()
+    ]
 
 
 def _bronze_asset(
-    contract: TableContract, partitions_def: dg.PartitionsDefinition
+    contract: TableContract, dms: DmsSettings, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=bronze_asset_key(contract.name),
@@ -38,10 +36,7 @@ def _bronze_asset(
         kinds={"s3", "csv"},
         description=f"AWS DMS files of {contract.schema}.{contract.name} (CSV, raw strings).",
     )
-    def bronze(
-        context: dg.AssetExecutionContext, lake: LakeResource, contracts: ContractsResource
-    ) -> dg.MaterializeResult:
-        dms = contracts.load().dms
+    def bronze(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.store()
         days = [date.fromisoformat(key) for key in context.partition_keys]
         per_day = []
@@ -51,7 +46,12 @@ def _bronze_asset(
             files = list_partition_files(store, dms, contract, [day])
             stats = bronze_stats(files, read_partition_files(store, dms, contract, files))
             per_day.append(
-                {"day": day.isoformat(), "files": stats.files, "bytes": stats.bytes, "rows": stats.rows}
+                {
+                    "day": day.isoformat(),
+                    "files": stats.files,
+                    "bytes": stats.bytes,
+                    "rows": stats.rows,
+                }
             )
             totals = {
                 "files": totals["files"] + stats.files,

@@ -22,8 +22,8 @@ from lakehouse_assets.dms import (
     DmsObjectKey,
     date_folder_prefix,
     parse_object_key,
-    read_dms_file,
     raw_schema,
+    read_dms_file,
     table_prefix,
 )
 from lakehouse_assets.lake import LakeStore, ObjectInfo

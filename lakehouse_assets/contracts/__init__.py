@@ -11,6 +11,7 @@ from lakehouse_assets.contracts.model import (
     arrow_type,
     demo_contracts_path,
     load_contracts,
+    load_contracts_cached,
     parse_contracts,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "arrow_type",
     "demo_contracts_path",
     "load_contracts",
+    "load_contracts_cached",
     "parse_contracts",
 ]

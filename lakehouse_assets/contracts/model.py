@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,13 @@ def load_contracts(path: str | Path | None = None) -> Contracts:
     return parse_contracts(document, str(source))
 
 
+@lru_cache(maxsize=8)
+def load_contracts_cached(path: str = "") -> Contracts:
+    """``load_contracts``, once per path and process: the definitions and the resources of a
+    process see one and the same contracts."""
+    return load_contracts(path or None)
+
+
 def parse_contracts(document: Any, source: str) -> Contracts:
     where = _Where(source)
     if not isinstance(document, dict):
@@ -196,7 +204,11 @@ class _Where:
 
     def at(self, name: str | int) -> _Where:
         part = f"[{name}]" if isinstance(name, int) else str(name)
-        joined = f"{self.path}{part}" if isinstance(name, int) or not self.path else f"{self.path}.{part}"
+        joined = (
+            f"{self.path}{part}"
+            if isinstance(name, int) or not self.path
+            else f"{self.path}.{part}"
+        )
         return _Where(self.source, self.table_name, joined)
 
     def error(self, message: str) -> ContractError:
@@ -211,7 +223,9 @@ class _Where:
 def _reject_unknown(body: dict[str, Any], known: set[str], where: _Where) -> None:
     unknown = sorted(set(body) - known)
     if unknown:
-        raise where.at(unknown[0]).error(f"unknown field (expected one of {', '.join(sorted(known))})")
+        raise where.at(unknown[0]).error(
+            f"unknown field (expected one of {', '.join(sorted(known))})"
+        )
 
 
 def _bool(body: dict[str, Any], key: str, default: bool, where: _Where) -> bool:
@@ -274,7 +288,9 @@ def _parse_table(name: Any, body: Any, where: _Where) -> TableContract:
         raise where.error("table names must be identifiers (letters, digits, underscore)")
     if not isinstance(body, dict):
         raise where.error("must be a mapping with schema, primary_key and columns")
-    _reject_unknown(body, {"schema", "primary_key", "partition_by", "columns", "description"}, where)
+    _reject_unknown(
+        body, {"schema", "primary_key", "partition_by", "columns", "description"}, where
+    )
     schema = body.get("schema")
     if not isinstance(schema, str) or not schema:
         raise where.at("schema").error("missing: the source schema the table is replicated from")
@@ -345,9 +361,7 @@ def _parse_columns(body: Any, where: _Where) -> tuple[Column, ...]:
     return tuple(columns)
 
 
-def _parse_partition(
-    body: Any, columns: tuple[Column, ...], where: _Where
-) -> PartitionSpec | None:
+def _parse_partition(body: Any, columns: tuple[Column, ...], where: _Where) -> PartitionSpec | None:
     if body is None:
         return None
     if not isinstance(body, dict):

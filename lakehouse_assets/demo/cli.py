@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import date
 
 from lakehouse_assets.contracts import load_contracts
-from lakehouse_assets.demo.simulator import Summary, generate
+from lakehouse_assets.demo.simulator import generate
+from lakehouse_assets.demo.summary import Summary
 from lakehouse_assets.lake.store import open_lake
 
 

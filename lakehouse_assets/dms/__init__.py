@@ -21,6 +21,13 @@ from lakehouse_assets.dms.reader import (
     read_dms_file,
     read_dms_files,
 )
+from lakehouse_assets.dms.writer import (
+    cdc_key,
+    change_seq_values,
+    encode_csv_rows,
+    encode_dms_file,
+    full_load_key,
+)
 
 __all__ = [
     "CHANGE_SEQ",
@@ -33,8 +40,13 @@ __all__ = [
     "DmsKeyError",
     "DmsObjectKey",
     "FileKind",
+    "cdc_key",
+    "change_seq_values",
     "date_folder",
     "date_folder_prefix",
+    "encode_csv_rows",
+    "encode_dms_file",
+    "full_load_key",
     "parse_object_key",
     "raw_schema",
     "read_dms_file",

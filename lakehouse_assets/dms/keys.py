@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 
 from lakehouse_assets.contracts import DatePartitioning, DmsSettings
 
-_FULL_LOAD = re.compile(r"^(?:SEGMENT(?P<segment>\d+)_)?LOAD(?P<counter>[0-9A-Fa-f]+)\.csv(?P<gz>\.gz)?$")
+_FULL_LOAD = re.compile(
+    r"^(?:SEGMENT(?P<segment>\d+)_)?LOAD(?P<counter>[0-9A-Fa-f]+)\.csv(?P<gz>\.gz)?$"
+)
 _CDC = re.compile(r"^(?P<day>\d{8})-(?P<time>\d+)\.csv(?P<gz>\.gz)?$")
 
 # Field widths of each DatePartitionSequence, in folder order.
@@ -35,7 +37,7 @@ _SEQUENCE_FIELDS: dict[str, tuple[str, ...]] = {
 _WIDTH = {"Y": 4, "M": 2, "D": 2, "H": 2}
 
 
-class FileKind(str, Enum):
+class FileKind(StrEnum):
     FULL_LOAD = "full_load"
     CDC = "cdc"
 
@@ -86,7 +88,12 @@ def table_prefix(dms: DmsSettings, schema: str, table: str) -> str:
 
 def date_folder(partitioning: DatePartitioning, day: date, hour: int = 0) -> str:
     """The date folder DMS writes a file of ``day`` (and ``hour``) into, with trailing slash."""
-    values = {"Y": f"{day.year:04d}", "M": f"{day.month:02d}", "D": f"{day.day:02d}", "H": f"{hour:02d}"}
+    values = {
+        "Y": f"{day.year:04d}",
+        "M": f"{day.month:02d}",
+        "D": f"{day.day:02d}",
+        "H": f"{hour:02d}",
+    }
     fields = _SEQUENCE_FIELDS[partitioning.sequence]
     return partitioning.separator.join(values[f] for f in fields) + "/"
 

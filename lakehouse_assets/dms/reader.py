@@ -176,7 +176,9 @@ def _with_metadata(
     )
 
 
-def _parse_commit_ts(raw: pa.ChunkedArray, data: bytes, key: str, dms: DmsSettings) -> pa.ChunkedArray:
+def _parse_commit_ts(
+    raw: pa.ChunkedArray, data: bytes, key: str, dms: DmsSettings
+) -> pa.ChunkedArray:
     """``yyyy-MM-dd HH:mm:ss[.SSSSSS]`` in UTC; a missing or bad value is a structural fault."""
     if raw.null_count:
         row = pc.index(pc.is_null(raw), True).as_py()
@@ -200,7 +202,13 @@ def _parse_commit_ts(raw: pa.ChunkedArray, data: bytes, key: str, dms: DmsSettin
 def _rows_with_lines(data: bytes, dms: DmsSettings):
     """Yield (first line number, fields) per non-empty CSV row: the slow path for messages."""
     text = data.decode("utf-8")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=dms.delimiter, quotechar='"', doublequote=True, strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=dms.delimiter,
+        quotechar='"',
+        doublequote=True,
+        strict=True,
+    )
     next_line = 1
     while True:
         try:
@@ -219,14 +227,17 @@ def _line_of_row(data: bytes, row: int, dms: DmsSettings) -> int:
     return -1
 
 
-def _diagnose(data: bytes, key: str, layout: _Layout, dms: DmsSettings, exc: Exception) -> DmsFormatError:
+def _diagnose(
+    data: bytes, key: str, layout: _Layout, dms: DmsSettings, exc: Exception
+) -> DmsFormatError:
     """Turn a failed fast parse into a message naming the file, line and what was found."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as bad:
         line = data.count(b"\n", 0, bad.start) + 1
         return DmsFormatError(
-            f"{key}, line {line}: not UTF-8 (byte {data[bad.start:bad.start + 1]!r} at offset {bad.start})"
+            f"{key}, line {line}: not UTF-8 "
+            f"(byte {data[bad.start : bad.start + 1]!r} at offset {bad.start})"
         )
     expected = len(layout.field_names)
     try:

@@ -6,13 +6,11 @@ backfill policy): one scan of silver for the window, one SQL query, one
 transaction that replaces those days in PostgreSQL (Postgres IO manager).
 """
 
-
 from datetime import timedelta
 
 import dagster as dg
 
 from lakehouse_assets.contracts import Contracts
-from lakehouse_assets.gold.refresh import REFRESH_REASON_TAG
 from lakehouse_assets.gold.summaries import (
     DAY_COLUMN,
     GoldSummary,
@@ -20,30 +18,37 @@ from lakehouse_assets.gold.summaries import (
     compute_summary,
     summaries_for,
 )
-from lakehouse_assets.io_managers.postgres import PARTITION_COLUMN, PRIMARY_KEY
+from lakehouse_assets.names import (
+    GOLD_NAMESPACE,
+    PARTITION_COLUMN_METADATA,
+    POSTGRES_IO_MANAGER,
+    PRIMARY_KEY_METADATA,
+    REFRESH_REASON_TAG,
+    gold_asset_key,
+    silver_asset_key,
+)
 from lakehouse_assets.resources import IcebergCatalogResource
-from lakehouse_assets.silver.assets import silver_asset_key
-
-POSTGRES_IO_MANAGER = "postgres_io_manager"
-GOLD_SCHEMA = "gold"
 
 
-def gold_asset_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([GOLD_SCHEMA, name])
+def build_gold_assets(
+    contracts: Contracts, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    return [
+        _gold_asset(summary, partitions_def)
+        for summary in summaries_for(frozenset(contracts.tables))
+    ]
 
 
-def build_gold_assets(contracts: Contracts, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [_gold_asset(summary, partitions_def) for summary in summaries_for(frozenset(contracts.tables))]
-
-
-def _gold_asset(summary: GoldSummary, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _gold_asset(
+    summary: GoldSummary, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     metadata: dict[str, object] = {
-        PRIMARY_KEY: list(summary.primary_key),
+        PRIMARY_KEY_METADATA: list(summary.primary_key),
         "sql": dg.MetadataValue.md(f"```sql\n{summary.sql_text}\n```"),
-        "dagster/relation_identifier": f"{GOLD_SCHEMA}.{summary.name}",
+        "dagster/relation_identifier": f"{GOLD_NAMESPACE}.{summary.name}",
     }
     if summary.partitioned:
-        metadata[PARTITION_COLUMN] = DAY_COLUMN
+        metadata[PARTITION_COLUMN_METADATA] = DAY_COLUMN
 
     @dg.asset(
         key=gold_asset_key(summary.name),
@@ -66,7 +71,9 @@ def _gold_asset(summary: GoldSummary, partitions_def: dg.PartitionsDefinition) -
         rows, input_rows = compute_summary(summary, iceberg.catalog(), window)
         output_metadata: dict[str, object] = {"input_rows": dg.MetadataValue.json(input_rows)}
         if window is not None:
-            output_metadata["days"] = f"{window.start.isoformat()}...{(window.end - timedelta(days=1)).isoformat()}"
+            output_metadata["days"] = (
+                f"{window.start.isoformat()}...{(window.end - timedelta(days=1)).isoformat()}"
+            )
         reason = context.run.tags.get(REFRESH_REASON_TAG)
         if reason:
             output_metadata["refresh_reason"] = reason

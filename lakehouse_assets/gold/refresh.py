@@ -24,12 +24,15 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from lakehouse_assets.silver.assets import silver_asset_key
+from lakehouse_assets.names import (
+    GOLD_REFRESH_SENSOR_NAME,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    REFRESH_REASON_TAG,
+    TOUCHED_DATES_METADATA,
+    silver_asset_key,
+)
 
-REFRESH_REASON_TAG = "lakehouse/refresh_reason"
-TOUCHED_DATES_METADATA = "touched_dates"
-PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_REASON_CHARS = 900
 
 
@@ -51,18 +54,30 @@ class RefreshPlan:
     causes: dict[dg.AssetKey, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
-def days_for_rule(touched: Mapping[str, Sequence[str]], columns: Iterable[str], onward: bool, first: date, last: date) -> set[date]:
+def days_for_rule(
+    touched: Mapping[str, Sequence[str]],
+    columns: Iterable[str],
+    onward: bool,
+    first: date,
+    last: date,
+) -> set[date]:
     """The partitions (days in ``[first, last]``) that a change touching ``touched`` reaches."""
     days = {date.fromisoformat(text) for column in columns for text in touched.get(column, ())}
     if not days:
         return set()
     if onward:
         start = max(min(days), first)
-        return {start + timedelta(days=offset) for offset in range((last - start).days + 1)} if start <= last else set()
+        return (
+            {start + timedelta(days=offset) for offset in range((last - start).days + 1)}
+            if start <= last
+            else set()
+        )
     return {day for day in days if first <= day <= last}
 
 
-def contiguous_ranges(days: Iterable[date], extend_days: int, last: date) -> list[tuple[date, date]]:
+def contiguous_ranges(
+    days: Iterable[date], extend_days: int, last: date
+) -> list[tuple[date, date]]:
     """Sorted inclusive ranges covering ``days``, each extended by ``extend_days`` (capped at
     ``last``), overlapping or adjacent ranges merged."""
     ranges: list[tuple[date, date]] = []
@@ -76,7 +91,9 @@ def contiguous_ranges(days: Iterable[date], extend_days: int, last: date) -> lis
 
 
 def _describe(change: SilverChange, days: set[date]) -> str:
-    shown = ", ".join(day.isoformat() for day in sorted(days)[:5]) + (" ..." if len(days) > 5 else "")
+    shown = ", ".join(day.isoformat() for day in sorted(days)[:5]) + (
+        " ..." if len(days) > 5 else ""
+    )
     landed = f" partition {change.partition}" if change.partition else ""
     return f"silver/{change.table}{landed} (run {change.run_id[:8]}) changed rows of {shown}"
 
@@ -104,13 +121,18 @@ def build_gold_refresh_sensor(
     revenue), so a run refreshing days D1..D2 covers D1..D2+trailing_days.
     """
     silver_tables = sorted({table for summary in summaries for table in summary.silver_tables})
-    all_keys = [gold_key(s.name) for s in summaries] + list(partitioned_downstream) + list(unpartitioned_downstream)
+    all_keys = (
+        [gold_key(s.name) for s in summaries]
+        + list(partitioned_downstream)
+        + list(unpartitioned_downstream)
+    )
 
     @dg.sensor(
-        name="gold_refresh_sensor",
+        name=GOLD_REFRESH_SENSOR_NAME,
         description=(
-            "Refreshes the gold partitions (and marts) whose business dates a silver merge changed, "
-            "including late updates to old days; the run tag lakehouse/refresh_reason says why."
+            "Refreshes the gold partitions (and marts) whose business dates a silver merge "
+            "changed, including late updates to old days; the run tag "
+            "lakehouse/refresh_reason says why."
         ),
         asset_selection=dg.AssetSelection.assets(*all_keys),
         minimum_interval_seconds=minimum_interval_seconds,
@@ -121,7 +143,9 @@ def build_gold_refresh_sensor(
         changes: list[SilverChange] = []
         for table in silver_tables:
             result = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=silver_asset_key(table), after_storage_id=cursor.get(table)),
+                dg.AssetRecordsFilter(
+                    asset_key=silver_asset_key(table), after_storage_id=cursor.get(table)
+                ),
                 limit=1000,
                 ascending=True,
             )
@@ -130,14 +154,22 @@ def build_gold_refresh_sensor(
                 entry = record.asset_materialization.metadata.get(TOUCHED_DATES_METADATA)
                 touched = entry.value if entry is not None else None
                 if touched:
-                    changes.append(SilverChange(
-                        table, record.storage_id, record.run_id, record.asset_materialization.partition, touched,
-                    ))
+                    changes.append(
+                        SilverChange(
+                            table,
+                            record.storage_id,
+                            record.run_id,
+                            record.asset_materialization.partition,
+                            touched,
+                        )
+                    )
         last_key = partitions_def.get_last_partition_key()
         if last_key is None or not changes:
             return dg.SensorResult(run_requests=[], cursor=json.dumps(cursor, sort_keys=True))
         latest = {
-            gold_key(summary.name): _latest_gold(context.instance, gold_key(summary.name), summary.partitioned)
+            gold_key(summary.name): _latest_gold(
+                context.instance, gold_key(summary.name), summary.partitioned
+            )
             for summary in summaries
         }
         last = data_horizon(changes, latest.values(), date.fromisoformat(last_key))
@@ -149,13 +181,17 @@ def build_gold_refresh_sensor(
             last=last,
             latest_gold=lambda key, partitioned: latest[key],
         )
-        requests = run_requests(plan, partitioned_downstream, unpartitioned_downstream, trailing_days, last)
+        requests = run_requests(
+            plan, partitioned_downstream, unpartitioned_downstream, trailing_days, last
+        )
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return gold_refresh_sensor
 
 
-def data_horizon(changes: Sequence[SilverChange], latest_gold: Iterable[Mapping], last_partition: date) -> date:
+def data_horizon(
+    changes: Sequence[SilverChange], latest_gold: Iterable[Mapping], last_partition: date
+) -> date:
     """The last day with data: the newest silver partition that changed or gold partition that
     exists (an "onward" refresh stops there, not at the calendar's last partition)."""
     days = [date.fromisoformat(change.partition) for change in changes if change.partition]
@@ -163,9 +199,13 @@ def data_horizon(changes: Sequence[SilverChange], latest_gold: Iterable[Mapping]
     return min(max(days), last_partition) if days else last_partition
 
 
-def _latest_gold(instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool) -> Mapping[str | None, int]:
+def _latest_gold(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool
+) -> Mapping[str | None, int]:
     if partitioned:
-        return instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION)
+        return instance.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
     record = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
     return {None: record[0].storage_id} if record else {}
 
@@ -189,7 +229,9 @@ def plan_refresh(
             if not summary.partitioned:
                 if latest.get(None, -1) < change.storage_id:
                     plan.unpartitioned.add(key)
-                    plan.causes[key].append(f"silver/{change.table} (run {change.run_id[:8]}) changed")
+                    plan.causes[key].append(
+                        f"silver/{change.table} (run {change.run_id[:8]}) changed"
+                    )
                 continue
             days: set[date] = set()
             for rule in summary.refresh:
@@ -215,21 +257,25 @@ def run_requests(
     for start, end in contiguous_ranges(all_days, extend, last):
         keys = [key for key, days in plan.days.items() if any(start <= day <= end for day in days)]
         causes = [cause for key in keys for cause in plan.causes[key]]
-        requests.append(dg.RunRequest(
-            run_key=None,
-            asset_selection=[*keys, *partitioned_downstream],
-            tags={
-                PARTITION_RANGE_START_TAG: start.isoformat(),
-                PARTITION_RANGE_END_TAG: end.isoformat(),
-                REFRESH_REASON_TAG: _reason(causes),
-            },
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=None,
+                asset_selection=[*keys, *partitioned_downstream],
+                tags={
+                    RANGE_START_TAG: start.isoformat(),
+                    RANGE_END_TAG: end.isoformat(),
+                    REFRESH_REASON_TAG: _reason(causes),
+                },
+            )
+        )
     if plan.unpartitioned:
         keys = sorted(plan.unpartitioned, key=lambda key: key.to_user_string())
         causes = [cause for key in keys for cause in plan.causes[key]]
-        requests.append(dg.RunRequest(
-            run_key=None,
-            asset_selection=[*keys, *unpartitioned_downstream],
-            tags={REFRESH_REASON_TAG: _reason(causes)},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=None,
+                asset_selection=[*keys, *unpartitioned_downstream],
+                tags={REFRESH_REASON_TAG: _reason(causes)},
+            )
+        )
     return requests

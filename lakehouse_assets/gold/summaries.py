@@ -25,7 +25,7 @@ from pyiceberg.expressions import (
     Or,
 )
 
-from lakehouse_assets.io_managers.iceberg import day_bound, days_filter, live_schema, scan_live
+from lakehouse_assets.gold.silver_scans import day_bound, days_filter, live_schema, scan_live
 
 DAY_COLUMN = "day"
 PAID_STATUSES = ("paid", "shipped", "delivered")
@@ -71,7 +71,9 @@ def summary_sql(name: str) -> str:
     return resources.files("lakehouse_assets.gold").joinpath("sql", f"{name}.sql").read_text()
 
 
-def run_summary(sql_text: str, inputs: Mapping[str, pa.Table], window: Window | None = None) -> pa.Table:
+def run_summary(
+    sql_text: str, inputs: Mapping[str, pa.Table], window: Window | None = None
+) -> pa.Table:
     """Run one summary's SQL in a fresh in-process DuckDB over ``inputs`` (name -> Arrow)."""
     connection = duckdb.connect(config={"threads": 2})
     try:
@@ -89,8 +91,15 @@ def run_summary(sql_text: str, inputs: Mapping[str, pa.Table], window: Window | 
 # --------------------------------------------------------------------------- silver scans
 
 
-def _created_in(catalog: Catalog, table: str, column: str, window: Window, columns: tuple[str, ...]) -> pa.Table:
-    return scan_live(catalog, table, columns, days_filter(live_schema(catalog, table), column, window.start, window.end))
+def _created_in(
+    catalog: Catalog, table: str, column: str, window: Window, columns: tuple[str, ...]
+) -> pa.Table:
+    return scan_live(
+        catalog,
+        table,
+        columns,
+        days_filter(live_schema(catalog, table), column, window.start, window.end),
+    )
 
 
 def _items_of(catalog: Catalog, orders: pa.Table, columns: tuple[str, ...]) -> pa.Table:
@@ -118,7 +127,9 @@ def load_daily_revenue(catalog: Catalog, window: Window | None) -> dict[str, pa.
     return {
         "orders": orders,
         "order_items": _items_of(catalog, orders, ITEM_COLUMNS),
-        "customers": _created_in(catalog, "core_customer", "created_at", window, ("id", "tenant_id", "created_at")),
+        "customers": _created_in(
+            catalog, "core_customer", "created_at", window, ("id", "tenant_id", "created_at")
+        ),
     }
 
 
@@ -127,7 +138,9 @@ def load_product_daily(catalog: Catalog, window: Window | None) -> dict[str, pa.
     orders = _created_in(catalog, "core_order", "created_at", window, ORDER_COLUMNS)
     items = _items_of(catalog, orders, ITEM_COLUMNS)
     products = scan_live(catalog, "core_product", ("id", "tenant_id", "name", "category"))
-    products = products.filter(pc.is_in(products["id"], value_set=pc.unique(items["product_id"]).drop_null()))
+    products = products.filter(
+        pc.is_in(products["id"], value_set=pc.unique(items["product_id"]).drop_null())
+    )
     return {"orders": orders, "order_items": items, "products": products}
 
 
@@ -137,9 +150,20 @@ def load_mrr(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:
     schema = live_schema(catalog, "core_subscription")
     overlapping = And(
         LessThan("started_at", day_bound(schema, "started_at", window.end)),
-        Or(IsNull("canceled_at"), GreaterThanOrEqual("canceled_at", day_bound(schema, "canceled_at", window.start))),
+        Or(
+            IsNull("canceled_at"),
+            GreaterThanOrEqual("canceled_at", day_bound(schema, "canceled_at", window.start)),
+        ),
     )
-    columns = ("id", "tenant_id", "price", "quantity", "billing_interval", "started_at", "canceled_at")
+    columns = (
+        "id",
+        "tenant_id",
+        "price",
+        "quantity",
+        "billing_interval",
+        "started_at",
+        "canceled_at",
+    )
     return {"subscriptions": scan_live(catalog, "core_subscription", columns, overlapping)}
 
 
@@ -152,13 +176,21 @@ def load_event_funnel(catalog: Catalog, window: Window | None) -> dict[str, pa.T
 def load_customer_lifetime_value(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:
     return {
         "customers": scan_live(catalog, "core_customer", ("id", "tenant_id", "created_at")),
-        "orders": scan_live(catalog, "core_order", ("id", "customer_id", "status", "total", "created_at")),
-        "invoices": scan_live(catalog, "core_invoice", ("id", "customer_id", "status", "amount_paid")),
+        "orders": scan_live(
+            catalog, "core_order", ("id", "customer_id", "status", "total", "created_at")
+        ),
+        "invoices": scan_live(
+            catalog, "core_invoice", ("id", "customer_id", "status", "amount_paid")
+        ),
     }
 
 
 def load_tenants(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:
-    return {"tenants": scan_live(catalog, "core_tenant", ("id", "name", "slug", "plan", "is_active", "created_at"))}
+    return {
+        "tenants": scan_live(
+            catalog, "core_tenant", ("id", "name", "slug", "plan", "is_active", "created_at")
+        )
+    }
 
 
 SUMMARIES: tuple[GoldSummary, ...] = (
@@ -205,7 +237,9 @@ SUMMARIES: tuple[GoldSummary, ...] = (
     ),
     GoldSummary(
         name="product_daily",
-        description="Product performance per day: orders, units, gross and net revenue of paid orders.",
+        description=(
+            "Product performance per day: orders, units, gross and net revenue of paid orders."
+        ),
         primary_key=("day", "product_id"),
         partitioned=True,
         silver_tables=("core_order", "core_orderitem", "core_product"),
@@ -217,7 +251,9 @@ SUMMARIES: tuple[GoldSummary, ...] = (
     ),
     GoldSummary(
         name="customer_lifetime_value",
-        description="Customer lifetime value: paid orders and paid invoices of every live customer.",
+        description=(
+            "Customer lifetime value: paid orders and paid invoices of every live customer."
+        ),
         primary_key=("customer_id",),
         partitioned=False,
         silver_tables=("core_customer", "core_order", "core_invoice"),
@@ -225,7 +261,9 @@ SUMMARIES: tuple[GoldSummary, ...] = (
     ),
     GoldSummary(
         name="tenants",
-        description="The tenant directory (name, slug, plan, active) for dashboards and dbt relationships.",
+        description=(
+            "The tenant directory (name, slug, plan, active) for dashboards and dbt relationships."
+        ),
         primary_key=("tenant_id",),
         partitioned=False,
         silver_tables=("core_tenant",),
@@ -239,7 +277,9 @@ def summaries_for(table_names: set[str] | frozenset[str]) -> tuple[GoldSummary, 
     return tuple(summary for summary in SUMMARIES if set(summary.silver_tables) <= set(table_names))
 
 
-def compute_summary(summary: GoldSummary, catalog: Catalog, window: Window | None) -> tuple[pa.Table, dict[str, int]]:
+def compute_summary(
+    summary: GoldSummary, catalog: Catalog, window: Window | None
+) -> tuple[pa.Table, dict[str, int]]:
     """The summary's rows for ``window`` and the row count of each input it read."""
     inputs = summary.load(catalog, window)
     result = run_summary(summary.sql_text, inputs, window)

@@ -1,7 +1,7 @@
 """Sensors: the DMS landing sensor (new files -> bronze partitions + silver runs) and
 run-failure alerts."""
 
-from lakehouse_assets.sensors.dms_landing import (
+from lakehouse_assets.sensors.landing import (
     SENSOR_NAME,
     LandingCursor,
     LandingSettings,

@@ -16,10 +16,10 @@ from typing import Any
 
 import dagster as dg
 
-from lakehouse_assets.sensors.dms_landing import RANGE_END_TAG, RANGE_START_TAG
+from lakehouse_assets.names import RANGE_END_TAG, RANGE_START_TAG, RUN_FAILURE_SENSOR_NAME
 
 ALERT_WEBHOOK_VAR = "LAKEHOUSE_ALERT_WEBHOOK"
-SENSOR_NAME = "lakehouse_run_failure_alert"
+SENSOR_NAME = RUN_FAILURE_SENSOR_NAME
 WEBHOOK_TIMEOUT_S = 10.0
 
 

@@ -142,12 +142,16 @@ def _to_time(values: pa.Array) -> pa.Array:
     minutes = pc.cast(pc.struct_field(parts, "m"), pa.int64())
     seconds = pc.cast(pc.struct_field(parts, "s"), pa.int64())
     fraction = pc.struct_field(parts, "f")
-    micros = pc.cast(pc.utf8_rpad(pc.if_else(pc.equal(fraction, ""), "0", fraction), 6, "0"), pa.int64())
+    micros = pc.cast(
+        pc.utf8_rpad(pc.if_else(pc.equal(fraction, ""), "0", fraction), 6, "0"), pa.int64()
+    )
     in_range = pc.and_(pc.less(hours, 24), pc.and_(pc.less(minutes, 60), pc.less(seconds, 60)))
     if pc.any(pc.invert(in_range)).as_py():
         raise ValueError("time out of range")
     total = pc.add(
-        pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(hours, 60), minutes), 60), seconds), 1_000_000),
+        pc.multiply(
+            pc.add(pc.multiply(pc.add(pc.multiply(hours, 60), minutes), 60), seconds), 1_000_000
+        ),
         micros,
     )
     return pc.cast(total, pa.time64("us"))

@@ -7,8 +7,8 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import EqualTo
 
 from lakehouse_assets.contracts import Contracts, TableContract
+from lakehouse_assets.names import silver_asset_key
 from lakehouse_assets.resources import IcebergCatalogResource
-from lakehouse_assets.silver.assets import silver_asset_key
 from lakehouse_assets.silver.merge import IS_DELETED, key_array
 from lakehouse_assets.silver.tables import rejects_identifier, table_identifier
 
@@ -28,7 +28,9 @@ def _checks(contract: TableContract, max_reject_ratio: float) -> dg.AssetChecksD
     @dg.multi_asset_check(
         name=f"silver_{contract.name}_checks",
         specs=[
-            dg.AssetCheckSpec("primary_key_unique", asset=asset, description="No two live rows share a key."),
+            dg.AssetCheckSpec(
+                "primary_key_unique", asset=asset, description="No two live rows share a key."
+            ),
             dg.AssetCheckSpec(
                 "required_columns_not_null",
                 asset=asset,
@@ -44,7 +46,9 @@ def _checks(contract: TableContract, max_reject_ratio: float) -> dg.AssetChecksD
     def silver_checks(iceberg: IcebergCatalogResource) -> Iterator[dg.AssetCheckResult]:
         catalog = iceberg.catalog()
         table = catalog.load_table(table_identifier(contract))
-        live = table.scan(row_filter=EqualTo(IS_DELETED, False), selected_fields=tuple(required)).to_arrow()
+        live = table.scan(
+            row_filter=EqualTo(IS_DELETED, False), selected_fields=tuple(required)
+        ).to_arrow()
         keys = key_array(live, contract.primary_key)
         duplicates = live.num_rows - len(pc.unique(keys))
         yield dg.AssetCheckResult(
@@ -63,13 +67,22 @@ def _checks(contract: TableContract, max_reject_ratio: float) -> dg.AssetChecksD
         rows = len(table.scan(selected_fields=(contract.primary_key[0],)).to_arrow())
         rejected = 0
         if catalog.table_exists(rejects_identifier(contract)):
-            rejected = len(catalog.load_table(rejects_identifier(contract)).scan(selected_fields=("_source_row",)).to_arrow())
+            rejected = len(
+                catalog.load_table(rejects_identifier(contract))
+                .scan(selected_fields=("_source_row",))
+                .to_arrow()
+            )
         ratio = rejected / (rows + rejected) if rows + rejected else 0.0
         yield dg.AssetCheckResult(
             check_name="rejects_below_threshold",
             asset_key=asset,
             passed=ratio <= max_reject_ratio,
-            metadata={"rejected": rejected, "rows": rows, "ratio": ratio, "threshold": max_reject_ratio},
+            metadata={
+                "rejected": rejected,
+                "rows": rows,
+                "ratio": ratio,
+                "threshold": max_reject_ratio,
+            },
         )
 
     return silver_checks

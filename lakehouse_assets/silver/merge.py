@@ -17,15 +17,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse_assets.contracts import DmsSettings
-from lakehouse_assets.dms import CHANGE_SEQ, COMMIT_TS, OP, SOURCE_FILE, SOURCE_ROW, parse_object_key
+from lakehouse_assets.dms import (
+    CHANGE_SEQ,
+    COMMIT_TS,
+    OP,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    parse_object_key,
+)
 
 INGESTED_AT = "_ingested_at"
 IS_DELETED = "_is_deleted"
+# The application order of a row's file (``DmsObjectKey.order_text``): computed once from
+# the key when the file is read, stored with the row, so no engine parses keys again.
 FILE_ORDER = "_file_order"
 KEY = "_key"
-SILVER_METADATA_COLUMNS = (OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, INGESTED_AT, IS_DELETED)
-# Sort keys of a change's position, oldest first.
-_POSITION = (COMMIT_TS, CHANGE_SEQ, FILE_ORDER, SOURCE_ROW)
+# A change's position, compared field by field, oldest first, nulls first. Both engines
+# compare with it: ``is_newer`` here, ``newer_sql`` (derived from it) in Spark.
+POSITION = (COMMIT_TS, CHANGE_SEQ, FILE_ORDER, SOURCE_ROW)
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,12 @@ def file_order(source_files: pa.ChunkedArray | pa.Array, dms: DmsSettings) -> pa
 
 
 def with_position(table: pa.Table, primary_key: tuple[str, ...], dms: DmsSettings) -> pa.Table:
-    """Add the key and file-order columns that merge planning sorts and compares on."""
-    return table.append_column(KEY, key_array(table, primary_key)).append_column(
-        FILE_ORDER, file_order(table[SOURCE_FILE], dms)
-    )
+    """Add the key column, and the file-order column where the table lacks it (reader
+    output), that merge planning sorts and compares on."""
+    table = table.append_column(KEY, key_array(table, primary_key))
+    if FILE_ORDER in table.column_names:
+        return table
+    return table.append_column(FILE_ORDER, file_order(table[SOURCE_FILE], dms))
 
 
 def newest_per_key(changes: pa.Table) -> pa.Table:
@@ -76,7 +87,7 @@ def newest_per_key(changes: pa.Table) -> pa.Table:
     if changes.num_rows == 0:
         return changes
     ordered = changes.sort_by(
-        [(KEY, "ascending", "at_start")] + [(name, "ascending", "at_start") for name in _POSITION]
+        [(KEY, "ascending", "at_start")] + [(name, "ascending", "at_start") for name in POSITION]
     )
     keys = ordered[KEY].combine_chunks()
     last_of_key = np.ones(len(keys), dtype=bool)
@@ -89,7 +100,7 @@ def is_newer(changes: pa.Table, stored: pa.Table) -> np.ndarray:
     """Row-wise: is the change's position after the stored row's? (Nulls sort first.)"""
     newer = np.zeros(changes.num_rows, dtype=bool)
     decided = np.zeros(changes.num_rows, dtype=bool)
-    for name in _POSITION:
+    for name in POSITION:
         left, right = changes[name], stored[name]
         left_null = pc.is_null(left).to_numpy(zero_copy_only=False)
         right_null = pc.is_null(right).to_numpy(zero_copy_only=False)
@@ -102,20 +113,41 @@ def is_newer(changes: pa.Table, stored: pa.Table) -> np.ndarray:
     return newer
 
 
+def newer_sql(change: dict[str, str], stored: dict[str, str]) -> str:
+    """``is_newer`` as a SQL condition over the position fields' expressions (Spark SQL:
+    ``<=>`` is null-safe equality)."""
+
+    def after(left: str, right: str) -> str:
+        return f"(coalesce({left} > {right}, false) OR ({left} IS NOT NULL AND {right} IS NULL))"
+
+    *leading, last = POSITION
+    condition = after(change[last], stored[last])
+    for name in reversed(leading):
+        condition = (
+            f"({after(change[name], stored[name])} OR "
+            f"({change[name]} <=> {stored[name]} AND {condition}))"
+        )
+    return condition
+
+
 def plan_merge(latest: pa.Table, stored: pa.Table, ingested_at: pa.Scalar) -> MergePlan:
     """Decide which of ``latest`` (one change per key, from ``newest_per_key``) to write.
 
     ``stored`` holds the table's current rows for those keys, with ``_key``
     and ``_file_order`` (from ``with_position``).
     """
-    position = [KEY, *_POSITION, IS_DELETED]
-    joined = latest.select([KEY]).append_column("_change_index", pa.array(np.arange(latest.num_rows)))
+    position = [KEY, *POSITION, IS_DELETED]
+    joined = latest.select([KEY]).append_column(
+        "_change_index", pa.array(np.arange(latest.num_rows))
+    )
     stored_part = stored.select(position).rename_columns([f"_stored{name}" for name in position])
     matched = joined.join(
         stored_part, keys=KEY, right_keys=f"_stored{KEY}", join_type="left outer"
     ).sort_by("_change_index")
     changes = latest.take(matched["_change_index"])
-    previous = matched.select([f"_stored{name}" for name in _POSITION]).rename_columns(list(_POSITION))
+    previous = matched.select([f"_stored{name}" for name in POSITION]).rename_columns(
+        list(POSITION)
+    )
     has_stored = pc.is_valid(matched[f"_stored{SOURCE_ROW}"]).to_numpy(zero_copy_only=False)
     stored_live = has_stored & ~pc.fill_null(matched[f"_stored{IS_DELETED}"], True).to_numpy(
         zero_copy_only=False

@@ -6,11 +6,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import (
     BucketTransform,
@@ -39,12 +46,12 @@ from pyiceberg.types import (
     TimeType,
 )
 
-from lakehouse_assets.contracts import Column, TableContract
+from lakehouse_assets.contracts import Column, DmsSettings, TableContract
 from lakehouse_assets.dms import CHANGE_SEQ, COMMIT_TS, OP, SOURCE_FILE, SOURCE_ROW
+from lakehouse_assets.names import REJECTS, SILVER_NAMESPACE, silver_identifier
 from lakehouse_assets.silver.casting import REASON
-from lakehouse_assets.silver.merge import INGESTED_AT, IS_DELETED
+from lakehouse_assets.silver.merge import FILE_ORDER, INGESTED_AT, IS_DELETED, file_order
 
-NAMESPACE = "silver"
 # pyiceberg writes format v2; v3 tables it cannot write (and Spark would create them by default).
 TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
 
@@ -72,6 +79,7 @@ _METADATA_TYPES: dict[str, IcebergType] = {
     SOURCE_ROW: LongType(),
     INGESTED_AT: TimestamptzType(),
     IS_DELETED: BooleanType(),
+    FILE_ORDER: StringType(),
 }
 _REJECT_METADATA = (OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, REASON)
 
@@ -86,16 +94,20 @@ def silver_table_properties(contract: TableContract) -> dict[str, str]:
     }
 
 
+# Set once every stored row has ``_file_order`` (new tables are created with it).
+_FILE_ORDER_READY = "lakehouse.file-order"
+
+
 class SchemaEvolutionError(RuntimeError):
     """The contract changed a silver table in a way a merge cannot follow."""
 
 
 def table_identifier(contract: TableContract) -> str:
-    return f"{NAMESPACE}.{contract.name}"
+    return silver_identifier(contract.name)
 
 
 def rejects_identifier(contract: TableContract) -> str:
-    return f"{NAMESPACE}.{contract.name}__rejects"
+    return silver_identifier(contract.name, REJECTS)
 
 
 def iceberg_type(column: Column) -> IcebergType:
@@ -109,7 +121,9 @@ def silver_schema(contract: TableContract) -> Schema:
     """Contract columns then metadata; only key columns are required (a tombstone may carry
     only its key), and they are the identifier fields."""
     fields = [
-        NestedField(index, column.name, iceberg_type(column), required=column.name in contract.primary_key)
+        NestedField(
+            index, column.name, iceberg_type(column), required=column.name in contract.primary_key
+        )
         for index, column in enumerate(contract.columns, start=1)
     ]
     fields += [
@@ -166,26 +180,31 @@ def silver_partition_spec(contract: TableContract, schema: Schema) -> PartitionS
 def silver_sort_order(contract: TableContract, schema: Schema) -> SortOrder:
     # Key order inside files keeps each file's key range tight, so merges prune by min/max.
     return SortOrder(
-        *(SortField(source_id=schema.find_field(name).field_id, transform=IdentityTransform()) for name in contract.primary_key)
+        *(
+            SortField(source_id=schema.find_field(name).field_id, transform=IdentityTransform())
+            for name in contract.primary_key
+        )
     )
 
 
 def ensure_namespace(catalog: Catalog) -> None:
-    if catalog.namespace_exists(NAMESPACE):
+    if catalog.namespace_exists(SILVER_NAMESPACE):
         return
     try:
-        catalog.create_namespace(NAMESPACE)
+        catalog.create_namespace(SILVER_NAMESPACE)
     except NamespaceAlreadyExistsError:
         pass
     except Exception:
         # Runs of several tables start together on a new catalog: another one may create the
         # namespace between the check and the insert, and SQL catalogs then raise the
         # database's unique-constraint error rather than NamespaceAlreadyExistsError.
-        if not catalog.namespace_exists(NAMESPACE):
+        if not catalog.namespace_exists(SILVER_NAMESPACE):
             raise
 
 
-def load_or_create_silver_table(catalog: Catalog, contract: TableContract) -> Table:
+def load_or_create_silver_table(
+    catalog: Catalog, contract: TableContract, dms: DmsSettings
+) -> Table:
     """The silver table, created from the contract on first use and evolved for new columns."""
     ensure_namespace(catalog)
     identifier = table_identifier(contract)
@@ -198,9 +217,9 @@ def load_or_create_silver_table(catalog: Catalog, contract: TableContract) -> Ta
             schema=schema,
             partition_spec=silver_partition_spec(contract, schema),
             sort_order=silver_sort_order(contract, schema),
-            properties=silver_table_properties(contract),
+            properties={**silver_table_properties(contract), _FILE_ORDER_READY: "true"},
         )
-    return evolve_schema(table, contract)
+    return add_file_order(evolve_schema(table, contract), dms)
 
 
 def load_or_create_rejects_table(catalog: Catalog, contract: TableContract) -> Table:
@@ -225,18 +244,18 @@ def evolve_schema(table: Table, contract: TableContract) -> Table:
     dropped = sorted(set(existing) - set(wanted))
     if dropped:
         raise SchemaEvolutionError(
-            f"{table_identifier(contract)}: column(s) {', '.join(dropped)} are in the Iceberg table "
-            "but no longer in the contract. Put them back in the contract (DMS keeps sending what "
-            "the source has), or drop them from the table on purpose with ALTER TABLE ... DROP COLUMN "
-            "(Spark/Trino) before the next run."
+            f"{table_identifier(contract)}: column(s) {', '.join(dropped)} are in the Iceberg "
+            "table but no longer in the contract. Put them back in the contract (DMS keeps "
+            "sending what the source has), or drop them from the table on purpose with ALTER "
+            "TABLE ... DROP COLUMN (Spark/Trino) before the next run."
         )
     for name, column in wanted.items():
         if name in existing and existing[name].field_type != iceberg_type(column):
             raise SchemaEvolutionError(
-                f"{table_identifier(contract)}: column {name!r} is {existing[name].field_type} in the "
-                f"Iceberg table but {column.type} in the contract. Iceberg cannot change it in place: "
-                "add a new column with the new type to the contract (and the source), or rebuild the "
-                "table by dropping it and re-running silver over all partitions."
+                f"{table_identifier(contract)}: column {name!r} is {existing[name].field_type} in "
+                f"the Iceberg table but {column.type} in the contract. Iceberg cannot change it in "
+                "place: add a new column with the new type to the contract (and the source), or "
+                "rebuild the table by dropping it and re-running silver over all partitions."
             )
     added = [column for column in contract.columns if column.name not in existing]
     if not added:
@@ -244,4 +263,55 @@ def evolve_schema(table: Table, contract: TableContract) -> Table:
     with table.update_schema() as update:
         for column in added:
             update.add_column(column.name, iceberg_type(column))
+    return table.refresh()
+
+
+def write_data_files(transaction: Transaction, table: Table, rows: pa.Table) -> list[DataFile]:
+    """Write ``rows`` as data files of ``table`` (partitioned, sorted as given), uncommitted:
+    the caller commits them with the files they replace, in one snapshot."""
+    # pyiceberg has no public "write data files, commit them myself" call; this is the
+    # function its own append and copy-on-write delete use for exactly that.
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    return list(
+        _dataframe_to_data_files(
+            table_metadata=transaction.table_metadata, df=rows, io=table.io, write_uuid=uuid.uuid4()
+        )
+    )
+
+
+def read_data_files(table: Table, tasks: Iterable) -> Iterator[tuple[object, pa.Table]]:
+    """Each planned file's rows, one file at a time (memory follows one file)."""
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    for task in tasks:
+        yield task, scan.to_table([task])
+
+
+def add_file_order(table: Table, dms: DmsSettings) -> Table:
+    """Tables written before ``_file_order`` was stored get it once: the column is added and
+    every data file rewritten with the order computed from ``_source_file``, in one commit."""
+    if FILE_ORDER in table.schema().column_names and table.properties.get(_FILE_ORDER_READY):
+        return table
+    if FILE_ORDER not in table.schema().column_names:
+        with table.update_schema() as update:
+            update.add_column(FILE_ORDER, StringType())
+        table = table.refresh()
+    tasks = list(table.scan().plan_files())
+    arrow_schema = table.schema().as_arrow()
+    with table.transaction() as transaction:
+        if tasks:
+            added = []
+            for _, rows in read_data_files(table, tasks):
+                rows = rows.set_column(
+                    rows.schema.get_field_index(FILE_ORDER),
+                    FILE_ORDER,
+                    file_order(rows[SOURCE_FILE], dms),
+                )
+                added += write_data_files(transaction, table, rows.cast(arrow_schema))
+            with transaction.update_snapshot().overwrite() as overwrite:
+                for task in tasks:
+                    overwrite.delete_data_file(task.file)
+                for data_file in added:
+                    overwrite.append_data_file(data_file)
+        transaction.set_properties({_FILE_ORDER_READY: "true"})
     return table.refresh()

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
-from lakehouse_assets.silver.catalog import CATALOG_NAME
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from lakehouse_assets.lake.catalog import warehouse_for_lake
+from lakehouse_assets.names import CATALOG_NAME
 
 JARS_DIR_VAR = "LAKEHOUSE_SPARK_JARS_DIR"  # where install_spark.sh put the jars
 MASTER_VAR = "LAKEHOUSE_SPARK_MASTER"  # e.g. spark://host:7077, yarn, k8s://...; default local[2]
@@ -41,10 +45,13 @@ def spark_jars() -> list[str]:
     """The local jars (Iceberg runtime, its relocated Jackson, JDBC drivers)."""
     folder = spark_jars_dir()
     jars = sorted(str(path.resolve()) for path in folder.glob("*.jar") if path.resolve().is_file())
-    if not any("iceberg-spark-runtime" in jar for jar in jars) or not any("shaded-jackson" in jar for jar in jars):
+    if not any("iceberg-spark-runtime" in jar for jar in jars) or not any(
+        "shaded-jackson" in jar for jar in jars
+    ):
         raise SparkNotInstalled(
             f"the Iceberg Spark jars are not in {folder}: run scripts/install_spark.sh "
-            f"(or set {JARS_DIR_VAR}, or spark.jars.packages={ICEBERG_RUNTIME_PACKAGE} on a cluster)"
+            f"(or set {JARS_DIR_VAR}, or spark.jars.packages={ICEBERG_RUNTIME_PACKAGE} "
+            "on a cluster)"
         )
     return jars
 
@@ -56,14 +63,18 @@ def jdbc_catalog_properties(catalog_uri: str) -> dict[str, str]:
     if scheme == "sqlite":
         path = catalog_uri.split(":///", 1)[1] if ":///" in catalog_uri else ""
         if not path or path == ":memory:":
-            raise ValueError(f"{catalog_uri}: an in-memory SQLite catalog cannot be shared with Spark")
+            raise ValueError(
+                f"{catalog_uri}: an in-memory SQLite catalog cannot be shared with Spark"
+            )
         return {"uri": f"jdbc:sqlite:{Path(path).resolve()}"}
     if scheme in ("postgresql", "postgres"):
         host = parsed.hostname or "localhost"
         port = f":{parsed.port}" if parsed.port else ""
         query = [(k, v) for k, v in parse_qsl(parsed.query) if k not in ("user", "password")]
         params = "&".join(f"{k}={v}" for k, v in query)
-        properties = {"uri": f"jdbc:postgresql://{host}{port}{parsed.path}{'?' + params if params else ''}"}
+        properties = {
+            "uri": f"jdbc:postgresql://{host}{port}{parsed.path}{'?' + params if params else ''}"
+        }
         user = parsed.username or dict(parse_qsl(parsed.query)).get("user")
         password = parsed.password or dict(parse_qsl(parsed.query)).get("password")
         if user:
@@ -71,7 +82,9 @@ def jdbc_catalog_properties(catalog_uri: str) -> dict[str, str]:
         if password:
             properties["jdbc.password"] = unquote(password)
         return properties
-    raise ValueError(f"{catalog_uri}: Spark's JDBC catalog supports sqlite:/// and postgresql:// catalog URIs")
+    raise ValueError(
+        f"{catalog_uri}: Spark's JDBC catalog supports sqlite:/// and postgresql:// catalog URIs"
+    )
 
 
 def s3_conf(catalog_prefix: str) -> dict[str, str]:
@@ -86,12 +99,14 @@ def s3_conf(catalog_prefix: str) -> dict[str, str]:
     }
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:  # MinIO and other S3 APIs: path-style addressing
-        conf.update({
-            f"{catalog_prefix}.s3.endpoint": endpoint,
-            f"{catalog_prefix}.s3.path-style-access": "true",
-            "spark.hadoop.fs.s3a.endpoint": endpoint,
-            "spark.hadoop.fs.s3a.path.style.access": "true",
-        })
+        conf.update(
+            {
+                f"{catalog_prefix}.s3.endpoint": endpoint,
+                f"{catalog_prefix}.s3.path-style-access": "true",
+                "spark.hadoop.fs.s3a.endpoint": endpoint,
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+            }
+        )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         conf[f"{catalog_prefix}.client.region"] = region
@@ -99,7 +114,9 @@ def s3_conf(catalog_prefix: str) -> dict[str, str]:
     return conf
 
 
-def lakehouse_spark_conf(catalog_uri: str, warehouse: str, local_jars: bool | None = None) -> dict[str, str]:
+def lakehouse_spark_conf(
+    catalog_uri: str, warehouse: str, local_jars: bool | None = None
+) -> dict[str, str]:
     """Spark settings that register the Iceberg catalog ``lakehouse``.
 
     ``local_jars``: load the jars of install_spark.sh (``spark.jars``); default: yes unless
@@ -128,7 +145,9 @@ def lakehouse_spark_conf(catalog_uri: str, warehouse: str, local_jars: bool | No
         # The Spark engine's typing relies on casts that give NULL, not errors, on bad values.
         "spark.sql.ansi.enabled": "false",
     }
-    conf.update({f"{prefix}.{key}": value for key, value in jdbc_catalog_properties(catalog_uri).items()})
+    conf.update(
+        {f"{prefix}.{key}": value for key, value in jdbc_catalog_properties(catalog_uri).items()}
+    )
     if urlparse(warehouse).scheme in ("s3", "s3a"):
         conf.update(s3_conf(prefix))
     if packages:
@@ -183,59 +202,35 @@ def lakehouse_spark_session(catalog_uri: str, warehouse: str, extra: dict[str, A
     return build_spark_session(conf)
 
 
-def _resource_class():
-    from dagster_pyspark import PySparkResource
-    from pydantic import Field, PrivateAttr
+class LakehouseSparkResource(dg.ConfigurableResource):
+    """The Spark session of the silver Spark engine, on the ``lakehouse`` Iceberg catalog.
 
-    class LakehouseSparkResource(PySparkResource):
-        """dagster-pyspark's ``PySparkResource`` wired to the ``lakehouse`` Iceberg catalog.
+    A resource of its own rather than dagster-pyspark's ``PySparkResource``, so the
+    definitions (assets, resources) are the same whether or not pyspark is installed; pyspark
+    is imported, and the session started, on first use of ``spark_session``, so arrow-engine
+    runs never pay for a JVM. ``spark_config`` entries win over the defaults: set
+    ``spark.master`` and friends there, or through ``LAKEHOUSE_SPARK_MASTER``. ``local_jars``
+    off: the cluster brings Iceberg (``LAKEHOUSE_SPARK_PACKAGES``, its image).
+    """
 
-        The session starts on first use (``spark_session``), not when a step starts, so
-        arrow-engine runs never pay for a JVM. ``spark_config`` entries win over the
-        defaults: set ``spark.master`` and friends there, or through ``LAKEHOUSE_SPARK_MASTER``.
-        ``local_jars`` off: the cluster brings Iceberg (``LAKEHOUSE_SPARK_PACKAGES``, its image).
-        """
+    catalog_uri: str
+    lake_uri: str
+    warehouse: str = ""  # empty: <lake_uri>/warehouse, as IcebergCatalogResource
+    local_jars: bool | None = None  # None: unless LAKEHOUSE_SPARK_PACKAGES is set
+    spark_config: dict[str, Any] = Field(default_factory=dict)
+    _lazy_session: Any = PrivateAttr(default=None)
 
-        catalog_uri: str
-        lake_uri: str
-        warehouse: str = ""  # empty: <lake_uri>/warehouse, as IcebergCatalogResource
-        local_jars: bool | None = None  # None: unless LAKEHOUSE_SPARK_PACKAGES is set
-        spark_config: dict[str, Any] = Field(default_factory=dict)
-        _lazy_session: Any = PrivateAttr(default=None)
+    def full_spark_config(self) -> dict[str, Any]:
+        warehouse = self.warehouse or warehouse_for_lake(self.lake_uri)
+        base = local_spark_conf() if "spark.master" not in self.spark_config else {}
+        return {
+            **base,
+            **lakehouse_spark_conf(self.catalog_uri, warehouse, self.local_jars),
+            **self.spark_config,
+        }
 
-        def setup_for_execution(self, context) -> None:
-            pass
-
-        def full_spark_config(self) -> dict[str, Any]:
-            from lakehouse_assets.silver.catalog import warehouse_for_lake
-
-            warehouse = self.warehouse or warehouse_for_lake(self.lake_uri)
-            base = local_spark_conf() if "spark.master" not in self.spark_config else {}
-            return {**base, **lakehouse_spark_conf(self.catalog_uri, warehouse, self.local_jars), **self.spark_config}
-
-        @property
-        def spark_session(self) -> Any:
-            if self._lazy_session is None:
-                self._lazy_session = build_spark_session(self.full_spark_config())
-            return self._lazy_session
-
-    return LakehouseSparkResource
-
-
-def __getattr__(name: str):
-    # ``LakehouseSparkResource`` imports dagster-pyspark (and pyspark) only when asked for.
-    if name == "LakehouseSparkResource":
-        cls = _resource_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
-
-
-def lakehouse_spark_resource(catalog_uri: Any, lake_uri: Any):
-    """The ``pyspark`` resource of the definitions, or None when dagster-pyspark (and so
-    pyspark) is not installed: the silver assets then run the arrow engine only."""
-    try:
-        resource_class = _resource_class()
-    except ImportError:
-        return None
-    return resource_class(catalog_uri=catalog_uri, lake_uri=lake_uri)
+    @property
+    def spark_session(self) -> Any:
+        if self._lazy_session is None:
+            self._lazy_session = build_spark_session(self.full_spark_config())
+        return self._lazy_session

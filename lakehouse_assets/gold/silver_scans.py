@@ -20,16 +20,12 @@ from pyiceberg.expressions import (
 from pyiceberg.schema import Schema
 from pyiceberg.types import DateType, TimestamptzType
 
+from lakehouse_assets.names import silver_identifier
 from lakehouse_assets.silver.merge import IS_DELETED
-from lakehouse_assets.silver.tables import NAMESPACE
 
 
 class SilverTableMissing(LookupError):
     """Gold asked for a silver table that no silver run has created yet."""
-
-
-def silver_identifier(table: str) -> str:
-    return f"{NAMESPACE}.{table}"
 
 
 def day_bound(schema: Schema, column: str, day: date) -> str:
@@ -59,23 +55,30 @@ def scan_live(
     """Live rows (``NOT _is_deleted``) of ``silver.<table>`` matching ``row_filter``."""
     identifier = silver_identifier(table)
     if not catalog.table_exists(identifier):
-        raise SilverTableMissing(f"{identifier} does not exist yet: materialize silver/{table} first")
+        raise SilverTableMissing(
+            f"{identifier} does not exist yet: materialize silver/{table} first"
+        )
     iceberg_table = catalog.load_table(identifier)
     expression = And(EqualTo(IS_DELETED, False), row_filter or AlwaysTrue())
     selected = tuple(columns) if columns else ("*",)
-    return _plain_strings(iceberg_table.scan(row_filter=expression, selected_fields=selected).to_arrow())
+    return _plain_strings(
+        iceberg_table.scan(row_filter=expression, selected_fields=selected).to_arrow()
+    )
 
 
 def live_schema(catalog: Catalog, table: str) -> Schema:
     identifier = silver_identifier(table)
     if not catalog.table_exists(identifier):
-        raise SilverTableMissing(f"{identifier} does not exist yet: materialize silver/{table} first")
+        raise SilverTableMissing(
+            f"{identifier} does not exist yet: materialize silver/{table} first"
+        )
     return catalog.load_table(identifier).schema()
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:
     """Iceberg scans return large_string; plain strings keep downstream types stable."""
     fields = [
-        field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field for field in table.schema
+        field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
+        for field in table.schema
     ]
     return table.cast(pa.schema(fields))

@@ -9,14 +9,15 @@ from urllib.parse import urlparse
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 
-CATALOG_NAME = "lakehouse"  # Spark's JDBC catalog must use the same name to see the tables
+from lakehouse_assets.names import CATALOG_NAME
 
 
 def warehouse_for_lake(lake_uri: str) -> str:
     """The Iceberg warehouse location inside the lake root (``<lake>/warehouse``)."""
     parsed = urlparse(lake_uri)
     if parsed.scheme in ("s3", "s3a"):
-        return f"s3://{parsed.netloc}/{parsed.path.strip('/') + '/' if parsed.path.strip('/') else ''}warehouse"
+        key_prefix = parsed.path.strip("/")
+        return f"s3://{parsed.netloc}/{key_prefix + '/' if key_prefix else ''}warehouse"
     local = parsed.path if parsed.scheme == "file" else lake_uri
     return Path(local, "warehouse").resolve().as_uri()
 

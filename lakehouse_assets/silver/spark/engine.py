@@ -25,10 +25,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.io.pyarrow import schema_to_pyarrow
 
 from lakehouse_assets.contracts import Column, DmsSettings, TableContract
 from lakehouse_assets.dms import (
@@ -42,18 +46,19 @@ from lakehouse_assets.dms import (
     parse_object_key,
     read_dms_file,
 )
+from lakehouse_assets.names import CATALOG_NAME
 from lakehouse_assets.silver.casting import REASON
-from lakehouse_assets.silver.catalog import CATALOG_NAME
-from lakehouse_assets.silver.merge import INGESTED_AT, IS_DELETED
-from lakehouse_assets.silver.tables import (
-    load_or_create_rejects_table,
-    load_or_create_silver_table,
-    rejects_identifier,
-    table_identifier,
+from lakehouse_assets.silver.merge import FILE_ORDER, INGESTED_AT, IS_DELETED, POSITION, newer_sql
+from lakehouse_assets.silver.pruning import candidate_files
+from lakehouse_assets.silver.rejects import replace_rejects
+from lakehouse_assets.silver.result import (
+    MergeResult,
+    TableWrite,
+    snapshot_properties,
+    with_commit_retries,
 )
-from lakehouse_assets.silver.writer import COMMIT_ATTEMPTS, MAX_COMMIT_TS_PROPERTY, MergeResult
+from lakehouse_assets.silver.tables import load_or_create_silver_table, table_identifier
 
-FILE_ORDER = "_file_order"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PATH = "_lh_path"
 _MID = "_lh_mid"
@@ -62,8 +67,9 @@ _REJECT_AT = "_lh_reject_at"  # index of the first column at fault (contract ord
 _REJECT_KIND = "_lh_reject_kind"  # 'bad' or 'missing'
 _STORED = "_lh_stored"
 _WINS = "_lh_wins"
-_UNSUPPORTED_TYPES = {"time": "Spark has no time-of-day type (Iceberg's Spark integration refuses time columns)"}
-_CONFLICT_MARKERS = ("ValidationException", "CommitFailedException", "CommitStateUnknownException")
+_UNSUPPORTED_TYPES = {
+    "time": "Spark has no time-of-day type (Iceberg's Spark integration refuses time columns)"
+}
 
 
 # ------------------------------------------------------------------ inputs
@@ -111,59 +117,24 @@ def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _pad_left(expr: str, width: int) -> str:
-    # Python's f"{n:0{width}d}" never truncates; Spark's lpad does.
-    return f"(CASE WHEN length({expr}) >= {width} THEN {expr} ELSE lpad({expr}, {width}, '0') END)"
-
-
-def file_order_sql(column: str, dms: DmsSettings) -> str:
-    """SQL computing ``parse_object_key(key, dms).order_text`` of the key in ``column``.
-
-    The MERGE condition needs the stored row's file order, and silver stores only the
-    file's key: this is the same rule as dms/keys.py, in SQL."""
-    folder = f"{dms.bucket_folder}/" if dms.bucket_folder else ""
-    name = f"regexp_extract({column}, '([^/]+)$', 1)"
-    relative = f"substring({column}, {len(folder) + 1})"
-    middle = f"regexp_extract({relative}, '^[^/]+/[^/]+/(.+)/[^/]+$', 1)"
-    segment = f"regexp_extract({name}, '^SEGMENT([0-9]+)_', 1)"
-    segment_number = f"(CASE WHEN {segment} = '' THEN '0' ELSE CAST(CAST({segment} AS DECIMAL(38,0)) AS STRING) END)"
-    counter = f"conv(regexp_extract({name}, 'LOAD([0-9A-Fa-f]+)[.]csv', 1), 16, 10)"
-    day = f"regexp_extract({name}, '^([0-9]{{8}})-([0-9]+)[.]csv', 1)"
-    clock = f"regexp_extract({name}, '^([0-9]{{8}})-([0-9]+)[.]csv', 2)"
-    stamp = f"(CASE WHEN length({clock}) >= 15 THEN {clock} ELSE rpad({clock}, 15, '0') END)"
-    return (
-        f"(CASE WHEN {name} RLIKE '^(SEGMENT[0-9]+_)?LOAD[0-9A-Fa-f]+[.]csv([.]gz)?$' "
-        f"THEN concat('0|', {middle}, chr(1), {_pad_left(segment_number, 10)}, '|', {_pad_left(counter, 16)}) "
-        f"WHEN {name} RLIKE '^[0-9]{{8}}-[0-9]+[.]csv([.]gz)?$' THEN concat('1|', {day}, {stamp}, '|', {name}) "
-        "END)"
-    )
-
-
-def _after(left: str, right: str) -> str:
-    """``left`` sorts after ``right``, nulls first (merge.is_newer's rule for one field)."""
-    return f"(coalesce({left} > {right}, false) OR ({left} IS NOT NULL AND {right} IS NULL))"
-
-
-def newer_sql(change: dict[str, str], stored: dict[str, str]) -> str:
-    """The change's position is after the stored row's: merge.is_newer in SQL."""
-    fields = (COMMIT_TS, CHANGE_SEQ, FILE_ORDER, SOURCE_ROW)
-    expr = _after(change[SOURCE_ROW], stored[SOURCE_ROW])
-    for name in reversed(fields[:-1]):
-        expr = f"({_after(change[name], stored[name])} OR ({change[name]} <=> {stored[name]} AND {expr}))"
-    return expr
-
-
 # ------------------------------------------------------------------ typing (casting.py's grammar)
 
 _INT = r"^(-?[0-9]+|0[xX][0-9a-fA-F]+)$"
 _DECIMAL = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
-_FLOAT = r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+_FLOAT = (
+    r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+    r"|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+)
 _DATE = r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$"
 # yyyy-MM-dd[( |T)HH[:mm[:ss[.f{1,6}]]]] (what Arrow's timestamp cast accepts)
-_TS = r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?)?$"
+_TS = (
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?)?$"
+)
 # timestamptz: a time is required; offset Z, +hh, +hhmm or +hh:mm (casting._to_timestamptz)
 _TSTZ = (
-    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?"
     r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
 )
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -182,8 +153,15 @@ def _timestamp_parts(value: str, pattern: str) -> list[str]:
     minute = f"coalesce(nullif({minute}, ''), '0')"
     seconds = f"CAST(concat(coalesce(nullif({second}, ''), '0'), {fraction}) AS DECIMAL(8,6))"
     in_range = f"(CAST({hour} AS INT) < 24 AND CAST({minute} AS INT) < 60 AND {seconds} < 60)"
-    return [f"CAST({year} AS INT)", f"CAST({month} AS INT)", f"CAST({day} AS INT)",
-            f"CAST({hour} AS INT)", f"CAST({minute} AS INT)", seconds, in_range]
+    return [
+        f"CAST({year} AS INT)",
+        f"CAST({month} AS INT)",
+        f"CAST({day} AS INT)",
+        f"CAST({hour} AS INT)",
+        f"CAST({minute} AS INT)",
+        seconds,
+        in_range,
+    ]
 
 
 # The usual shape, which Spark's own cast parses exactly as Arrow (NULL when out of range).
@@ -192,28 +170,37 @@ _TS_FULL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{
 
 def _timestamp_ntz_sql(value: str) -> str:
     year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TS)
-    return (f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP_NTZ) "
-            f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
-            f"THEN make_timestamp_ntz({year}, {month}, {day}, {hour}, {minute}, {seconds}) END)")
+    return (
+        f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP_NTZ) "
+        f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
+        f"THEN make_timestamp_ntz({year}, {month}, {day}, {hour}, {minute}, {seconds}) END)"
+    )
 
 
 def _timestamp_utc_sql(value: str) -> str:
     """A naive DMS timestamp read as UTC (the commit timestamp column; the session is UTC)."""
     year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TS)
-    return (f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP) "
-            f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
-            f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, 'UTC') END)")
+    return (
+        f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP) "
+        f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
+        f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, 'UTC') END)"
+    )
 
 
 def _timestamptz_sql(value: str) -> str:
     year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TSTZ)
     offset = f"regexp_extract({value}, {_rx(_TSTZ)}, 8)"
-    zone = (f"(CASE WHEN {offset} IN ('', 'Z') THEN 'UTC' "
-            f"WHEN length({offset}) = 3 THEN concat({offset}, ':00') "
-            f"WHEN length({offset}) = 5 THEN concat(substring({offset}, 1, 3), ':', substring({offset}, 4, 2)) "
-            f"ELSE {offset} END)")
-    return (f"(CASE WHEN {value} RLIKE {_rx(_TSTZ)} AND {in_range} "
-            f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, {zone}) END)")
+    zone = (
+        f"(CASE WHEN {offset} IN ('', 'Z') THEN 'UTC' "
+        f"WHEN length({offset}) = 3 THEN concat({offset}, ':00') "
+        f"WHEN length({offset}) = 5 "
+        f"THEN concat(substring({offset}, 1, 3), ':', substring({offset}, 4, 2)) "
+        f"ELSE {offset} END)"
+    )
+    return (
+        f"(CASE WHEN {value} RLIKE {_rx(_TSTZ)} AND {in_range} "
+        f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, {zone}) END)"
+    )
 
 
 def typed_sql(value: str, column: Column) -> str:
@@ -227,31 +214,44 @@ def typed_sql(value: str, column: Column) -> str:
         sql_type = _INT_TYPES[kind]
         target = "INT" if kind == "smallint" else sql_type  # Iceberg has no 16-bit integer
         # Decimal digits: Spark's cast (NULL on overflow). Hex (0x..., as Arrow): by value.
-        number = (f"(CASE WHEN {value} RLIKE '^0[xX]' THEN CAST(conv(substring({value}, 3), 16, 10) AS DECIMAL(38,0)) "
-                  f"ELSE CAST({value} AS DECIMAL(38,0)) END)")
+        number = (
+            f"(CASE WHEN {value} RLIKE '^0[xX]' "
+            f"THEN CAST(conv(substring({value}, 3), 16, 10) AS DECIMAL(38,0)) "
+            f"ELSE CAST({value} AS DECIMAL(38,0)) END)"
+        )
         bounds = {"SMALLINT": 2**15, "INT": 2**31, "BIGINT": 2**63}[sql_type]
-        return (f"(CASE WHEN {value} RLIKE '^-?[0-9]+$' THEN CAST(CAST({value} AS {sql_type}) AS {target}) "
-                f"WHEN {value} RLIKE {_rx(_INT)} AND {number} >= -{bounds} AND {number} < {bounds} "
-                f"THEN CAST({number} AS {target}) END)")
+        return (
+            f"(CASE WHEN {value} RLIKE '^-?[0-9]+$' "
+            f"THEN CAST(CAST({value} AS {sql_type}) AS {target}) "
+            f"WHEN {value} RLIKE {_rx(_INT)} AND {number} >= -{bounds} AND {number} < {bounds} "
+            f"THEN CAST({number} AS {target}) END)"
+        )
     if decimal:
         precision, scale = decimal
         exact = f"CAST({value} AS DECIMAL({precision},{scale}))"
         wide_scale = min(38, scale + 12)
         wide = f"CAST({value} AS DECIMAL(38,{wide_scale}))"
         # Arrow refuses a value that would need rounding to the scale, or overflow.
-        plain = f"^-?[0-9]+([.][0-9]{{0,{scale}}})?$"  # needs no rounding: Spark's cast, NULL on overflow
-        return (f"(CASE WHEN {value} RLIKE {_rx(plain)} THEN {exact} "
-                f"WHEN {value} RLIKE {_rx(_DECIMAL)} AND {exact} IS NOT NULL "
-                f"AND ({wide} IS NULL OR {wide} = {exact}) THEN {exact} END)")
+        # Needs no rounding: Spark's cast, NULL on overflow.
+        plain = f"^-?[0-9]+([.][0-9]{{0,{scale}}})?$"
+        return (
+            f"(CASE WHEN {value} RLIKE {_rx(plain)} THEN {exact} "
+            f"WHEN {value} RLIKE {_rx(_DECIMAL)} AND {exact} IS NOT NULL "
+            f"AND ({wide} IS NULL OR {wide} = {exact}) THEN {exact} END)"
+        )
     if kind in ("real", "double"):
         sql_type = "FLOAT" if kind == "real" else "DOUBLE"
-        special = (f"(CASE WHEN lower({value}) RLIKE '^[+-]?nan$' THEN 'NaN' "
-                   f"WHEN lower({value}) RLIKE '^[+]?inf(inity)?$' THEN 'Infinity' "
-                   f"WHEN lower({value}) RLIKE '^-inf(inity)?$' THEN '-Infinity' ELSE {value} END)")
+        special = (
+            f"(CASE WHEN lower({value}) RLIKE '^[+-]?nan$' THEN 'NaN' "
+            f"WHEN lower({value}) RLIKE '^[+]?inf(inity)?$' THEN 'Infinity' "
+            f"WHEN lower({value}) RLIKE '^-inf(inity)?$' THEN '-Infinity' ELSE {value} END)"
+        )
         return f"(CASE WHEN {value} RLIKE {_rx(_FLOAT)} THEN CAST({special} AS {sql_type}) END)"
     if kind == "boolean":
-        return (f"(CASE WHEN lower({value}) IN ('t', 'true', '1') THEN true "
-                f"WHEN lower({value}) IN ('f', 'false', '0') THEN false END)")
+        return (
+            f"(CASE WHEN lower({value}) IN ('t', 'true', '1') THEN true "
+            f"WHEN lower({value}) IN ('f', 'false', '0') THEN false END)"
+        )
     if kind == "date":
         return f"(CASE WHEN {value} RLIKE {_rx(_DATE)} THEN CAST({value} AS DATE) END)"
     if kind == "timestamp":
@@ -261,8 +261,11 @@ def typed_sql(value: str, column: Column) -> str:
     if kind == "uuid":
         return f"(CASE WHEN {value} RLIKE {_rx(_UUID)} THEN lower({value}) END)"
     if kind == "bytes":
-        return f"(CASE WHEN {value} RLIKE {_rx(_HEX)} THEN unhex(regexp_extract({value}, {_rx(_HEX)}, 2)) END)"
-    raise SparkEngineUnsupported(f"column {column.name!r}: type {kind} is not supported by the Spark engine")
+        digits = f"regexp_extract({value}, {_rx(_HEX)}, 2)"
+        return f"(CASE WHEN {value} RLIKE {_rx(_HEX)} THEN unhex({digits}) END)"
+    raise SparkEngineUnsupported(
+        f"column {column.name!r}: type {kind} is not supported by the Spark engine"
+    )
 
 
 def _json_validator():
@@ -361,7 +364,9 @@ def read_bronze(spark, files: Sequence[BronzeFileRef], contract: TableContract, 
     raw = frames[0]
     for frame in frames[1:]:
         raw = raw.unionByName(frame)
-    raw = raw.withColumn(SOURCE_ROW, F.row_number().over(Window.partitionBy(_PATH).orderBy(_MID)).cast("long"))
+    raw = raw.withColumn(
+        SOURCE_ROW, F.row_number().over(Window.partitionBy(_PATH).orderBy(_MID)).cast("long")
+    )
 
     # Spark reports the path as a URI; map it back to the lake key and the file's order.
     reported = [(_reported_path(ref.uri), ref.key) for ref in files]
@@ -381,8 +386,12 @@ def _reported_path(uri: str) -> str:
     return uri
 
 
-def _diagnose(files: Sequence[BronzeFileRef], contract: TableContract, dms: DmsSettings,
-              read_bytes: Callable[[BronzeFileRef], bytes]) -> None:
+def _diagnose(
+    files: Sequence[BronzeFileRef],
+    contract: TableContract,
+    dms: DmsSettings,
+    read_bytes: Callable[[BronzeFileRef], bytes],
+) -> None:
     """Re-read the files with the DMS reader, which names the file, line and value at fault."""
     for ref in files:
         read_dms_file(read_bytes(ref), ref.key, contract, dms)  # raises DmsFormatError
@@ -391,7 +400,9 @@ def _diagnose(files: Sequence[BronzeFileRef], contract: TableContract, dms: DmsS
 def _local_bytes(ref: BronzeFileRef) -> bytes:
     parsed = urlparse(ref.uri)
     if parsed.scheme != "file":
-        raise DmsFormatError(f"{ref.key}: cannot re-read {ref.uri} to name the fault (pass read_bytes)")
+        raise DmsFormatError(
+            f"{ref.key}: cannot re-read {ref.uri} to name the fault (pass read_bytes)"
+        )
     return Path(unquote(parsed.path)).read_bytes()
 
 
@@ -420,17 +431,23 @@ def spark_merge_changes(
 
     reason = unsupported_reason(contract)
     if reason:
-        raise SparkEngineUnsupported(f"{table_identifier(contract)}: {reason}; use the arrow engine")
+        raise SparkEngineUnsupported(
+            f"{table_identifier(contract)}: {reason}; use the arrow engine"
+        )
     read_bytes = read_bytes or _local_bytes
     spark_table = f"{CATALOG_NAME}.{table_identifier(contract)}"
-    load_or_create_silver_table(catalog, contract)  # pyiceberg: create or evolve, format v2
+    load_or_create_silver_table(catalog, contract, dms)  # pyiceberg: create or evolve, format v2
 
     raw = read_bronze(spark, files, contract, dms)
     if raw is None:
-        return _empty_result()
+        return MergeResult.empty(
+            catalog.load_table(table_identifier(contract)).metadata.current_snapshot_id
+        )
 
     # --- structure: Op values and the commit timestamp, as the DMS reader checks them
-    commit_ts = _timestamp_utc_sql(_q(COMMIT_TS)) if dms.timestamp_column else "CAST(NULL AS TIMESTAMP)"
+    commit_ts = (
+        _timestamp_utc_sql(_q(COMMIT_TS)) if dms.timestamp_column else "CAST(NULL AS TIMESTAMP)"
+    )
     raw = raw.withColumn(COMMIT_TS, F.expr(commit_ts))
     # --- typing: one expression per column (step 1), then flags on its results (step 2; two
     # projections, so each typing expression is evaluated once per value)
@@ -471,7 +488,9 @@ def spark_merge_changes(
     for index in reversed(range(len(contract.columns))):
         bad, missing = bad_flags[index]
         reject_at = F.when(bad | missing, F.lit(index)).otherwise(reject_at)
-        reject_kind = F.when(bad, F.lit("bad")).when(missing, F.lit("missing")).otherwise(reject_kind)
+        reject_kind = (
+            F.when(bad, F.lit("bad")).when(missing, F.lit("missing")).otherwise(reject_kind)
+        )
 
     structural = F.col(OP).isNull() | ~F.col(OP).isin("I", "U", "D")
     if dms.timestamp_column:
@@ -503,26 +522,37 @@ def spark_merge_changes(
     ).collect()[0]
     if summary["structural"]:
         _diagnose(files, contract, dms, read_bytes)
-        raise DmsFormatError(f"{table_identifier(contract)}: {summary['structural']} rows with a bad Op or timestamp")
+        raise DmsFormatError(
+            f"{table_identifier(contract)}: {summary['structural']} rows with a bad Op or timestamp"
+        )
     if summary["unmapped"]:
-        raise RuntimeError(f"{summary['unmapped']} rows of files Spark reported under an unexpected path")
+        raise RuntimeError(
+            f"{summary['unmapped']} rows of files Spark reported under an unexpected path"
+        )
     rejected = summary["rejected"] or 0
     clock.lap("read")
     max_us = summary["max_commit_us"]
     batch_max = None if max_us is None else _EPOCH + timedelta(microseconds=max_us)
 
     valid = staged.filter(F.col(_REJECT_AT).isNull())
-    outcome, attempts = _merge_with_retries(spark, catalog, contract, dms, spark_table, valid, ingested_at,
-                                            batch_max, clock)
-    # As the arrow engine: the rejects of the files that had rows in this batch are replaced.
-    _replace_rejects(spark, catalog, contract, staged, sorted(summary["files_with_rows"] or []), rejected)
+    write, attempts = with_commit_retries(
+        lambda: _merge_once(
+            spark, catalog, contract, spark_table, valid, ingested_at, batch_max, clock
+        )
+    )
+    replace_rejects(
+        catalog,
+        contract,
+        sorted(summary["files_with_rows"] or []),
+        _rejects(contract, staged, rejected),
+    )
     clock.lap("rejects")
-    return MergeResult(
+    return MergeResult.of(
+        write,
         changes=summary["changes"],
         rejected=rejected,
         max_commit_ts=batch_max,
         attempts=attempts,
-        **outcome,
     )
 
 
@@ -538,34 +568,16 @@ class _Clock:
         self.last = now
 
 
-def _empty_result() -> MergeResult:
-    return MergeResult(changes=0, inserted=0, updated=0, deleted=0, stale=0, rejected=0, files_scanned=0,
-                       files_rewritten=0, files_added=0, snapshot_id=None, max_commit_ts=None, attempts=1)
-
-
-def _is_conflict(exc: Exception) -> bool:
-    text = str(exc)
-    return any(marker in text for marker in _CONFLICT_MARKERS)
-
-
-def _merge_with_retries(spark, catalog, contract, dms, spark_table, valid, ingested_at, batch_max, clock):
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            return _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, batch_max, clock), attempt
-        except Exception as exc:
-            if attempt == COMMIT_ATTEMPTS or not _is_conflict(exc):
-                raise
-            time.sleep(min(0.05 * 2**attempt, 2.0))
-    raise AssertionError("unreachable")
-
-
-def _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, batch_max, clock) -> dict:
+def _merge_once(
+    spark, catalog, contract, spark_table, valid, ingested_at, batch_max, clock
+) -> TableWrite:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     key = list(contract.primary_key)
-    position = [COMMIT_TS, CHANGE_SEQ, FILE_ORDER, SOURCE_ROW]
-    newest_first = Window.partitionBy(*key).orderBy(*[F.col(name).desc_nulls_last() for name in position])
+    newest_first = Window.partitionBy(*key).orderBy(
+        *[F.col(name).desc_nulls_last() for name in POSITION]
+    )
     latest = (
         valid.withColumn("_lh_rank", F.row_number().over(newest_first))
         .filter(F.col("_lh_rank") == 1)
@@ -573,10 +585,11 @@ def _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, 
     )
     table = catalog.load_table(table_identifier(contract))
     table_columns = [field.name for field in table.schema().fields]
-    date_columns = [c.name for c in contract.columns if c.type in ("date", "timestamp", "timestamptz")]
+    date_columns = [
+        c.name for c in contract.columns if c.type in ("date", "timestamp", "timestamptz")
+    ]
 
-    stored_columns = [*key, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, IS_DELETED, *date_columns]
-    stored_columns = list(dict.fromkeys(stored_columns))
+    stored_columns = list(dict.fromkeys([*key, *POSITION, IS_DELETED, *date_columns]))
     stored = spark.table(spark_table).select(
         *[F.col(name).alias(f"{_STORED}{name}") for name in stored_columns]
     )
@@ -586,11 +599,10 @@ def _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, 
         condition = clause if condition is None else condition & clause
     joined = latest.join(stored, on=condition, how="left")
     has_stored = F.col(f"{_STORED}{SOURCE_ROW}").isNotNull()
-    change_sql = {name: _q(name) for name in position}
-    stored_sql = {name: _q(f"{_STORED}{name}") for name in position}
-    # The stored row's file order, computed after the join: only for the changed keys.
-    stored_sql[FILE_ORDER] = file_order_sql(_q(f"{_STORED}{SOURCE_FILE}"), dms)
-    wins = (~has_stored) | F.expr(newer_sql(change_sql, stored_sql))
+    newer = newer_sql(
+        {name: _q(name) for name in POSITION}, {name: _q(f"{_STORED}{name}") for name in POSITION}
+    )
+    wins = (~has_stored) | F.expr(newer)
     stored_live = has_stored & ~F.coalesce(F.col(f"{_STORED}{IS_DELETED}"), F.lit(True))
     joined = joined.withColumn(_WINS, wins).withColumn("_lh_stored_live", stored_live).persist()
     try:
@@ -598,53 +610,54 @@ def _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, 
         # Per date column, the dates (UTC) of the changed rows, new and old values
         # (writer.touched_dates), collected with the counts.
         touched = [
-            F.collect_set(F.when(F.col(_WINS), F.to_date(F.col(source)))).alias(f"_lh_touched_{index}_{side}")
+            F.collect_set(F.when(F.col(_WINS), F.to_date(F.col(source)))).alias(
+                f"_lh_touched_{index}_{side}"
+            )
             for index, name in enumerate(date_columns)
             for side, source in (("new", name), ("old", f"{_STORED}{name}"))
         ]
         counts = joined.agg(
-            F.sum((F.col(_WINS) & ~delete & ~F.col("_lh_stored_live")).cast("int")).alias("inserted"),
+            F.sum((F.col(_WINS) & ~delete & ~F.col("_lh_stored_live")).cast("int")).alias(
+                "inserted"
+            ),
             F.sum((F.col(_WINS) & ~delete & F.col("_lh_stored_live")).cast("int")).alias("updated"),
             F.sum((F.col(_WINS) & delete).cast("int")).alias("deleted"),
             F.sum((~F.col(_WINS)).cast("int")).alias("stale"),
             *touched,
         ).collect()[0]
-        before = table.metadata.current_snapshot_id
-        outcome = {
-            "inserted": counts["inserted"] or 0,
-            "updated": counts["updated"] or 0,
-            "deleted": counts["deleted"] or 0,
-            "stale": counts["stale"] or 0,
-            "files_scanned": 0,
-            "files_rewritten": 0,
-            "files_added": 0,
-            "snapshot_id": before,
-        }
-        winners = joined.filter(F.col(_WINS))
-        if outcome["inserted"] + outcome["updated"] + outcome["deleted"] == 0:
+        planned = TableWrite(
+            inserted=counts["inserted"] or 0,
+            updated=counts["updated"] or 0,
+            deleted=counts["deleted"] or 0,
+            stale=counts["stale"] or 0,
+            files_scanned=len(
+                candidate_files(table, contract, _batch_keys(latest, contract, table))
+            ),
+            files_rewritten=0,
+            files_added=0,
+            snapshot_id=table.metadata.current_snapshot_id,
+        )
+        if not planned.committed:
             clock.lap("plan")
-            return outcome  # nothing newer than the table: no commit
+            return planned  # nothing newer than the table: no commit
         touched_dates = {}
         for index, name in enumerate(date_columns):
             days = set(counts[f"_lh_touched_{index}_new"]) | set(counts[f"_lh_touched_{index}_old"])
             if days:
                 touched_dates[name] = sorted(day.isoformat() for day in days)
-        outcome["touched_dates"] = touched_dates
         clock.lap("plan")
 
-        source = winners.select(
+        source = joined.filter(F.col(_WINS)).select(
             *[F.col(name) for name in table_columns if name not in (INGESTED_AT, IS_DELETED)],
             F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
             delete.alias(IS_DELETED),
-            F.col(FILE_ORDER),
         )
         view = f"_lh_changes_{contract.name}"
         source.createOrReplaceTempView(view)
         on = " AND ".join(f"t.{_q(name)} = s.{_q(name)}" for name in key)
         newer = newer_sql(
-            {name: f"s.{_q(name)}" for name in position},
-            {COMMIT_TS: f"t.{_q(COMMIT_TS)}", CHANGE_SEQ: f"t.{_q(CHANGE_SEQ)}",
-             FILE_ORDER: file_order_sql(f"t.{_q(SOURCE_FILE)}", dms), SOURCE_ROW: f"t.{_q(SOURCE_ROW)}"},
+            {name: f"s.{_q(name)}" for name in POSITION},
+            {name: f"t.{_q(name)}" for name in POSITION},
         )
         assignments = ", ".join(f"t.{_q(name)} = s.{_q(name)}" for name in table_columns)
         names = ", ".join(_q(name) for name in table_columns)
@@ -654,30 +667,37 @@ def _merge_once(spark, catalog, contract, dms, spark_table, valid, ingested_at, 
             f"WHEN MATCHED AND {newer} THEN UPDATE SET {assignments} "
             f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
         )
-        previous = _snapshot_property(table)
-        newest = max(v for v in (previous, batch_max.isoformat() if batch_max else None) if v) if (previous or batch_max) else ""
-        with _commit_properties(spark, {MAX_COMMIT_TS_PROPERTY: newest}):
+        with _commit_properties(spark, snapshot_properties(table, batch_max)):
             spark.sql(statement)
         spark.catalog.dropTempView(view)
         clock.lap("merge")
         snapshot = catalog.load_table(table_identifier(contract)).current_snapshot()
         summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-        outcome.update(
-            files_scanned=int(summary.get("deleted-data-files", 0)),
+        return replace(
+            planned,
             files_rewritten=int(summary.get("deleted-data-files", 0)),
             files_added=int(summary.get("added-data-files", 0)),
             snapshot_id=snapshot.snapshot_id if snapshot else None,
+            touched_dates=touched_dates,
         )
-        return outcome
     finally:
         joined.unpersist()
 
 
-def _snapshot_property(table) -> str | None:
-    snapshot = table.current_snapshot()
-    if snapshot is None or snapshot.summary is None:
-        return None
-    return snapshot.summary.additional_properties.get(MAX_COMMIT_TS_PROPERTY)
+def _batch_keys(latest, contract: TableContract, table) -> pa.Array:
+    """The batch's distinct keys, sorted, on the driver, as ``merge.key_array`` gives them:
+    what ``candidate_files`` prunes by."""
+    from pyspark.sql import functions as F
+
+    if len(contract.primary_key) == 1:
+        name = contract.primary_key[0]
+        key_type = schema_to_pyarrow(table.schema().find_field(name).field_type)
+        column = F.col(name)
+    else:
+        key_type = pa.string()
+        column = F.concat_ws("\x1f", *[F.col(name).cast("string") for name in contract.primary_key])
+    keys = pa.array([row[0] for row in latest.select(column).distinct().collect()]).cast(key_type)
+    return pc.array_take(keys, pc.array_sort_indices(keys))
 
 
 class _commit_properties:
@@ -707,38 +727,46 @@ class _commit_properties:
         self._local().remove()
 
 
-def _replace_rejects(spark, catalog, contract: TableContract, staged, files: Sequence[str], rejected: int) -> None:
-    """Rejects of this batch's files replace earlier rejects of the same files, in one commit."""
+def _rejects(contract: TableContract, staged, rejected: int) -> pa.Table:
+    """The batch's rejects on the driver, as the arrow engine's ``cast_changes`` gives them:
+    the raw strings, the DMS metadata and casting.py's ``_reason`` text."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
-    if rejected == 0 and not catalog.table_exists(rejects_identifier(contract)):
-        return
-    table = load_or_create_rejects_table(catalog, contract)
-    spark_table = f"{CATALOG_NAME}.{rejects_identifier(contract)}"
-    if not files:
-        return
-    file_list = ", ".join(_lit(key) for key in files)
-    if rejected == 0:
-        spark.sql(f"DELETE FROM {spark_table} WHERE {_q(SOURCE_FILE)} IN ({file_list})")
-        return
     names = contract.column_names
-    reason = F.udf(_reason_builder(list(names), [column.type for column in contract.columns]), StringType())
-    raw_at = F.element_at(F.array(*[F.col(f"_lh_raw_{index}") for index in range(len(names))]), F.col(_REJECT_AT) + 1)
-    rejects = staged.filter(F.col(_REJECT_AT).isNotNull()).select(
-        *[F.col(f"_lh_raw_{index}").alias(name) for index, name in enumerate(names)],
-        OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW,
-        reason(F.col(_REJECT_AT), F.col(_REJECT_KIND), raw_at).alias(REASON),
+    schema = pa.schema(
+        [pa.field(name, pa.string()) for name in names]
+        + [
+            (OP, pa.string()),
+            (COMMIT_TS, pa.int64()),
+            (CHANGE_SEQ, pa.string()),
+            (SOURCE_FILE, pa.string()),
+            (SOURCE_ROW, pa.int64()),
+            (REASON, pa.string()),
+        ]
     )
-    columns = [field.name for field in table.schema().fields]
-    view = f"_lh_rejects_{contract.name}"
-    rejects.select(*[F.col(name) if name in rejects.columns else F.lit(None).cast("string").alias(name)
-                     for name in columns]).createOrReplaceTempView(view)
-    names_sql = ", ".join(_q(name) for name in columns)
-    values_sql = ", ".join(f"s.{_q(name)}" for name in columns)
-    spark.sql(
-        f"MERGE INTO {spark_table} t USING {view} s ON false "
-        f"WHEN NOT MATCHED THEN INSERT ({names_sql}) VALUES ({values_sql}) "
-        f"WHEN NOT MATCHED BY SOURCE AND t.{_q(SOURCE_FILE)} IN ({file_list}) THEN DELETE"
+    timestamp = pa.timestamp("us", tz="UTC")
+    if not rejected:
+        return schema.empty_table().cast(schema.set(len(names) + 1, pa.field(COMMIT_TS, timestamp)))
+    reason = F.udf(
+        _reason_builder(list(names), [column.type for column in contract.columns]), StringType()
     )
-    spark.catalog.dropTempView(view)
+    raw_at = F.element_at(
+        F.array(*[F.col(f"_lh_raw_{index}") for index in range(len(names))]), F.col(_REJECT_AT) + 1
+    )
+    rows = (
+        staged.filter(F.col(_REJECT_AT).isNotNull())
+        .select(
+            *[F.col(f"_lh_raw_{index}").alias(name) for index, name in enumerate(names)],
+            # Microseconds: pyspark hands timestamps to Python in the driver's local zone.
+            OP,
+            F.unix_micros(F.col(COMMIT_TS)).alias(COMMIT_TS),
+            CHANGE_SEQ,
+            SOURCE_FILE,
+            SOURCE_ROW,
+            reason(F.col(_REJECT_AT), F.col(_REJECT_KIND), raw_at).alias(REASON),
+        )
+        .collect()
+    )
+    table = pa.Table.from_pylist([row.asDict() for row in rows], schema=schema)
+    return table.set_column(len(names) + 1, COMMIT_TS, table[COMMIT_TS].cast(timestamp))

@@ -1,0 +1,42 @@
+"""Daily activity of products: price edits, deactivations, ratings, new products."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse_assets.demo.rows.products import price_cents, product_rows
+from lakehouse_assets.demo.simulation import Simulation
+from lakehouse_assets.demo.values import cent_values, money, replaced, timestamps
+
+
+def edit_products(sim: Simulation, day: int) -> None:
+    """Price edits, a few deactivations and fresh ratings."""
+    rng, log = sim.rng, sim.logs["core_product"]
+    ids = sim.sample(log.untouched(log.live_ids(), day), 0.02)
+    rows = log.current(ids)
+    n = len(ids)
+    at = sim.commit_times(n, day)
+    old_price = cent_values(rows, "price")
+    new_price = price_cents(
+        rng, np.maximum(1, (old_price * rng.uniform(0.8, 1.25, n)) // 100).astype(np.int64)
+    )
+    active = pc.and_(rows["is_active"].combine_chunks(), pa.array(rng.random(n) >= 0.1))
+    rating = pa.array(np.round(rng.uniform(1, 5, n), 1).astype(np.float32))
+    log.write(
+        "U",
+        replaced(
+            rows, price=money(new_price), is_active=active, rating=rating, updated_at=timestamps(at)
+        ),
+        at,
+        day,
+    )
+
+
+def add_products(sim: Simulation, day: int) -> None:
+    log = sim.logs["core_product"]
+    n = sim.daily_new("core_product")
+    at = sim.commit_times(n, day)
+    tenant = sim.rng.integers(1, sim.tenants + 1, n)
+    log.write("I", product_rows(sim, log.allocate(n), tenant, at), at, day)
