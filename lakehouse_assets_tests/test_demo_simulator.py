@@ -1,9 +1,10 @@
 """The demo DMS source simulator: reproducible, replayable, and full of the DMS quirks.
 
-The replay here is deliberately independent of the simulator: files are read
-with the project's DMS reader, changes are ordered by DMS's rule and applied
-last-writer-wins, and the raw strings are typed by a small parser of our own
-before they are compared with the oracle Parquet the simulator wrote.
+The replay here is deliberately independent of the simulator and of silver: files
+are read with the project's DMS reader, changes are ordered by DESIGN.md's rule (a
+full load ranks as of its start) and applied last-writer-wins, and the raw strings
+are typed by a small parser of our own before they are compared with the oracle
+Parquet the simulator wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import struct
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -128,15 +129,50 @@ def primary_key(contract: TableContract, values: dict[str, str | None]) -> tuple
     return tuple(values[name] for name in contract.primary_key)
 
 
-def replay(changes: list[Change], contract: TableContract) -> dict[tuple, dict[str, str | None]]:
-    """Last writer wins per key, in DMS order; a D removes the key."""
-    state: dict[tuple, dict[str, str | None]] = {}
-    for change in sorted(changes, key=Change.sort_key):
+# DMS records no load start; a load began at most this long before its first transfer
+# (as the pipeline assumes: the contract's load_start_margin_seconds default).
+LOAD_START_MARGIN = timedelta(seconds=60)
+
+
+def load_start(changes: list[Change]) -> datetime:
+    """When the table's full load began, as its LOAD files show it (only the latest load's
+    files are left: a reload rewrites them)."""
+    transfers = [c.commit_ts for c in changes if c.kind is FileKind.FULL_LOAD]
+    return min(transfers) - LOAD_START_MARGIN if transfers else datetime.min.replace(tzinfo=UTC)
+
+
+def apply(state: dict[tuple, dict[str, str | None]], changes, contract: TableContract) -> None:
+    """Last writer wins per key, in the given order; a D removes the key."""
+    for change in changes:
         key = primary_key(contract, change.values)
         if change.op == "D":
             state.pop(key, None)
         else:
             state[key] = change.values
+
+
+def replay(changes: list[Change], contract: TableContract) -> dict[tuple, dict[str, str | None]]:
+    """DESIGN.md's order: the LOAD files are the table as of the load's start (a snapshot,
+    so a reload's keys are all there is: the ones it lacks are gone), then every CDC
+    change committed at or after that start, by (commit timestamp, change seq, file, row).
+    Changes before the start are in the snapshot already."""
+    start = load_start(changes)
+    state = {
+        primary_key(contract, c.values): c.values for c in changes if c.kind is FileKind.FULL_LOAD
+    }
+    later = [c for c in changes if c.kind is FileKind.CDC and c.commit_ts >= start]
+    apply(state, sorted(later, key=Change.sort_key), contract)
+    return state
+
+
+def replay_by_own_timestamps(
+    changes: list[Change], contract: TableContract
+) -> dict[tuple, dict[str, str | None]]:
+    """The naive order: every row by its own timestamp, LOAD rows by their transfer time,
+    and a load only upserts. Right for a load of a quiet source, wrong for a live load or
+    a reload."""
+    state: dict[tuple, dict[str, str | None]] = {}
+    apply(state, sorted(changes, key=Change.sort_key), contract)
     return state
 
 
@@ -237,25 +273,55 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path
 # ------------------------------------------------------------------------ the oracle
 
 
-def assert_replay_matches_oracle(
-    store: LakeStore, contract: TableContract, changes: list[Change]
-) -> None:
-    state = replay(changes, contract)
-    expected = expected_rows(store, contract)
-    replayed = sorted(
+def typed_state(
+    state: dict[tuple, dict[str, str | None]], contract: TableContract
+) -> list[dict[str, Any]]:
+    """A replayed state's rows typed as the oracle holds them (JSON parsed), by key."""
+    return sorted(
         (
             {c.name: parse_value(values[c.name], c.type) for c in contract.columns}
             for values in state.values()
         ),
         key=lambda row: tuple(row[k] for k in contract.primary_key),
     )
+
+
+def oracle_state(store: LakeStore, contract: TableContract) -> list[dict[str, Any]]:
+    """The oracle's rows, JSON parsed like ``typed_state``'s."""
+    json_columns = [c.name for c in contract.columns if c.type == "json"]
+    rows = expected_rows(store, contract)
+    for row in rows:
+        for name in json_columns:
+            row[name] = None if row[name] is None else json.loads(row[name])
+    return rows
+
+
+def assert_replay_matches_oracle(
+    store: LakeStore, contract: TableContract, changes: list[Change]
+) -> None:
+    replayed = typed_state(replay(changes, contract), contract)
+    expected = oracle_state(store, contract)
     assert len(replayed) == len(expected), contract.name
     for got, want in zip(replayed, expected):
         for column in contract.columns:
-            wanted = want[column.name]
-            if column.type == "json" and wanted is not None:
-                wanted = json.loads(wanted)
-            assert got[column.name] == wanted, (contract.name, want["id"], column.name)
+            assert got[column.name] == want[column.name], (contract.name, want["id"], column.name)
+
+
+def assert_manifest_counts_the_lake(
+    store: LakeStore, changes: dict[str, list[Change]] | None = None
+) -> dict[str, Any]:
+    """The manifest's files, rows written and live rows are what the lake holds
+    (``changes``: the lake's, when already read)."""
+    manifest = json.loads(store.get(MANIFEST_KEY))
+    changes = changes or all_changes(store)
+    for name, contract in CONTRACTS.tables.items():
+        counts = manifest["tables"][name]
+        files = list(store.list_objects(table_prefix(DMS, contract.schema, name)))
+        assert counts["files"] == len(files), name
+        assert counts["bytes"] == sum(info.size for info in files), name
+        assert counts["rows_written"] == len(changes[name]), name
+        assert counts["live_rows"] == len(expected_rows(store, contract)), name
+    return manifest
 
 
 def test_the_oracle_equals_replaying_the_files(variant_lake: LakeStore) -> None:
@@ -297,7 +363,7 @@ def test_the_oracle_holds_no_empty_strings(small_lake: LakeStore) -> None:
 
 
 def test_the_manifest_counts_what_was_written(small_lake: LakeStore) -> None:
-    manifest = json.loads(small_lake.get(MANIFEST_KEY))
+    manifest = assert_manifest_counts_the_lake(small_lake)
     assert manifest["arguments"] == {
         "scale": 0.02,
         "days": 4,
@@ -305,12 +371,6 @@ def test_the_manifest_counts_what_was_written(small_lake: LakeStore) -> None:
         "start": "2024-01-01",
         "gzip": False,
     }
-    for name, contract in CONTRACTS.tables.items():
-        counts = manifest["tables"][name]
-        files = list(small_lake.list_objects(table_prefix(DMS, contract.schema, name)))
-        assert counts["files"] == len(files)
-        assert counts["rows_written"] == len(read_changes(small_lake, contract))
-        assert counts["live_rows"] == len(expected_rows(small_lake, contract))
 
 
 # ------------------------------------------------------------------------ the DMS layout
@@ -504,6 +564,125 @@ def test_commit_timestamps_vary_their_fraction_digits(small_lake: LakeStore) -> 
                 assert _TIMESTAMP.fullmatch(stamp), stamp
                 widths.add(len(stamp.partition(".")[2]))
     assert {0, 6} <= widths and widths - {0, 6}
+
+
+# ------------------------------------------------------------------------ live load and reload
+
+
+@pytest.fixture(scope="module")
+def live_lake(tmp_path_factory: pytest.TempPathFactory) -> LakeStore:
+    return make_lake(tmp_path_factory.mktemp("live"), **{**SMALL, "days": 2}, live_load=True)
+
+
+@pytest.fixture(scope="module")
+def reload_lake(tmp_path_factory: pytest.TempPathFactory) -> LakeStore:
+    return make_lake(tmp_path_factory.mktemp("reload"), **SMALL, reload_day=3)
+
+
+def test_a_live_load_reads_each_table_in_a_snapshot_while_the_source_commits(
+    live_lake: LakeStore,
+) -> None:
+    """Each table's snapshot comes shortly before its first transfer; meanwhile the source
+    updates and deletes loaded keys and inserts new ones, and those commits land in a
+    CDC file after the load although they are older than rows of the load."""
+    loads = json.loads(live_lake.get(MANIFEST_KEY))["edge_cases"]["live_load"]
+    changes = all_changes(live_lake)
+    last_transfer = max(
+        c.commit_ts for rows in changes.values() for c in rows if c.kind is FileKind.FULL_LOAD
+    )
+    during: dict[str, set[str]] = defaultdict(set)
+    for name, rows in changes.items():
+        contract = CONTRACTS.table(name)
+        loaded = [c for c in rows if c.kind is FileKind.FULL_LOAD]
+        first = min(c.commit_ts for c in loaded)
+        snapshot = datetime.fromisoformat(loads[name]["snapshot"]).replace(tzinfo=UTC)
+        assert first - LOAD_START_MARGIN <= snapshot < first, name
+        loaded_keys = {primary_key(contract, c.values) for c in loaded}
+        for change in rows:
+            if change.kind is FileKind.CDC and snapshot <= change.commit_ts < last_transfer:
+                assert parse_object_key(change.key, DMS).date == START, "lands after the load"
+                in_load = primary_key(contract, change.values) in loaded_keys
+                during[name].add(change.op + ("" if change.op == "I" else "/loaded" * in_load))
+    ops = set().union(*during.values())
+    assert {"I", "U/loaded", "D/loaded"} <= ops, during
+    assert sum(loads[name]["changes_during_load"] for name in loads) > 0
+
+
+def test_a_live_load_replays_to_the_oracle_only_by_the_loads_start(live_lake: LakeStore) -> None:
+    naive_differs = False
+    for name, changes in all_changes(live_lake).items():
+        contract = CONTRACTS.table(name)
+        assert_replay_matches_oracle(live_lake, contract, changes)
+        naive = typed_state(replay_by_own_timestamps(changes, contract), contract)
+        naive_differs |= naive != oracle_state(live_lake, contract)
+    assert naive_differs, "ranking load rows by their transfer time must get the live load wrong"
+
+
+def test_a_reload_rewrites_the_load_files_and_drops_keys_deleted_unseen(
+    small_lake: LakeStore, reload_lake: LakeStore
+) -> None:
+    case = json.loads(reload_lake.get(MANIFEST_KEY))["edge_cases"]["reload"]
+    contract = CONTRACTS.table(case["table"])
+    changes = read_changes(reload_lake, contract)
+    prefix = table_prefix(DMS, contract.schema, contract.name)
+
+    def load_files(store: LakeStore) -> dict[str, bytes]:
+        return {i.key: store.get(i.key) for i in store.list_objects(prefix) if "LOAD" in i.key}
+
+    plain, reloaded = load_files(small_lake), load_files(reload_lake)
+    assert sorted(reloaded) == sorted(plain) and reloaded != plain, "same names, new rows"
+    reload_day = date.fromisoformat(case["day"])
+    for info in reload_lake.list_objects(prefix):
+        if "LOAD" in info.key:
+            assert parse_object_key(info.key, DMS).partition_date(info.last_modified) == reload_day
+    loaded = [c for c in changes if c.kind is FileKind.FULL_LOAD]
+    assert {c.commit_ts.date() for c in loaded} == {reload_day}
+
+    stopped, snapshot = (
+        datetime.fromisoformat(case[k]).replace(tzinfo=UTC) for k in ("stopped", "snapshot")
+    )
+    cdc = [c for c in changes if c.kind is FileKind.CDC]
+    assert not [c for c in cdc if stopped <= c.commit_ts < snapshot], "nothing captured"
+    deleted = {(str(key),) for key in case["deleted_while_stopped"]}
+    assert deleted
+    assert not deleted & {primary_key(contract, c.values) for c in loaded}
+    assert not [c for c in cdc if c.op == "D" and primary_key(contract, c.values) in deleted]
+    seen_before = {primary_key(contract, c.values) for c in cdc if c.commit_ts < stopped}
+    assert deleted & seen_before, "a key only the reload's sweep removes"
+    assert_replay_matches_oracle(reload_lake, contract, changes)
+    naive = typed_state(replay_by_own_timestamps(changes, contract), contract)
+    assert naive != oracle_state(reload_lake, contract)
+
+
+def test_the_other_tables_of_a_reload_day_replay_to_the_oracle(reload_lake: LakeStore) -> None:
+    changes = all_changes(reload_lake)
+    for name, rows in changes.items():
+        assert_replay_matches_oracle(reload_lake, CONTRACTS.table(name), rows)
+    assert_manifest_counts_the_lake(reload_lake, changes)
+
+
+def test_the_last_day_can_be_today_and_ends_at_the_moment_of_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "lake"
+    arguments = ["generate", "--scale", "0.01", "--days", "3", "--seed", "4", "--out", str(out)]
+    main([*arguments, "--end", "today"])
+    ran = datetime.now(UTC)
+    store = open_lake(str(out))
+    manifest = json.loads(store.get(MANIFEST_KEY))
+    today = ran.date()
+    assert manifest["arguments"]["start"] == (today - timedelta(days=2)).isoformat()
+    assert manifest["arguments"]["cutoff"] <= ran.strftime("%Y-%m-%d %H:%M:%S.%f")
+    days = set()
+    for name, changes in all_changes(store).items():
+        for change in changes:
+            assert change.commit_ts < ran
+            if change.kind is FileKind.CDC:
+                days.add(cdc_day(change))
+                stamp = datetime.strptime(change.key.rsplit("/", 1)[1][:18], "%Y%m%d-%H%M%S%f")
+                assert stamp.replace(tzinfo=UTC) < ran, change.key
+        assert_replay_matches_oracle(store, CONTRACTS.table(name), changes)
+    assert max(days) == today or ran.hour < 1  # just after midnight, today may have no commits
+    with pytest.raises(SystemExit):
+        main([*arguments, "--end", "today", "--start", "2024-01-01"])
 
 
 # ------------------------------------------------------------------------ gzip and the CLI

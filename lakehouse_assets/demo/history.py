@@ -1,11 +1,11 @@
-"""History: the database as the full load sees it, built before DMS starts (day 0)."""
+"""History: the database as the full load sees it, built before DMS starts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 
-from lakehouse_assets.demo.clock import DAY, HISTORY_END, HOUR
+from lakehouse_assets.demo.clock import DAY, HOUR
 from lakehouse_assets.demo.load_overlap import overlap_orders
 from lakehouse_assets.demo.pools import CustomerPool, ProductPool
 from lakehouse_assets.demo.rows.accounts import customer_rows, tenant_rows
@@ -15,6 +15,7 @@ from lakehouse_assets.demo.rows.orders import order_rows
 from lakehouse_assets.demo.rows.products import product_rows
 from lakehouse_assets.demo.rows.subscriptions import Plans, subscription_rows
 from lakehouse_assets.demo.simulation import Simulation
+from lakehouse_assets.demo.table_log import STATE_PERIOD
 from lakehouse_assets.demo.values import (
     Columns,
     categorical,
@@ -27,10 +28,9 @@ from lakehouse_assets.demo.vocabulary import ORDER_AGE_BANDS_DAYS, ORDER_STATUS_
 from lakehouse_assets.demo.volumes import EVENT_HISTORY_DAYS, ORDER_HISTORY_DAYS
 
 
-def build_history(sim: Simulation) -> None:
-    """The database as it stands when DMS is set up on the start day (logged as day 0,
-    which no file shows)."""
-    end = sim.start_us + HISTORY_END
+def build_history(sim: Simulation, end: int) -> None:
+    """The database as it stands when DMS is set up, at ``end`` on the start day (logged
+    as ``STATE_PERIOD``, which no CDC file shows)."""
     tenant_created = history_tenants(sim)
     history_customers(sim, tenant_created, end)
     history_products(sim, tenant_created, end)
@@ -53,7 +53,7 @@ def history_tenants(sim: Simulation) -> np.ndarray:
     created = sorted_times(
         sim.rng, sim.start_us - 1_500 * DAY, sim.start_us - 1_000 * DAY, len(ids)
     )
-    log.write("I", tenant_rows(sim, ids, created), created, 0)
+    log.write("I", tenant_rows(sim, ids, created), created, STATE_PERIOD)
     return created
 
 
@@ -91,7 +91,7 @@ def history_customers(sim: Simulation, tenant_created: np.ndarray, end: int) -> 
         sim, spread_over_tenants(sim.rng, sim.tenants, n), tenant_created, end
     )
     rows = customer_rows(sim, log.allocate(n), tenant, created)
-    log.write("I", touch_history(sim, rows, created, end, 0.3), created, 0)
+    log.write("I", touch_history(sim, rows, created, end, 0.3), created, STATE_PERIOD)
 
 
 def history_products(sim: Simulation, tenant_created: np.ndarray, end: int) -> None:
@@ -101,7 +101,7 @@ def history_products(sim: Simulation, tenant_created: np.ndarray, end: int) -> N
         sim, spread_over_tenants(sim.rng, sim.tenants, n), tenant_created, end
     )
     rows = product_rows(sim, log.allocate(n), tenant, created)
-    log.write("I", touch_history(sim, rows, created, end, 0.2), created, 0)
+    log.write("I", touch_history(sim, rows, created, end, 0.2), created, STATE_PERIOD)
 
 
 def history_orders(
@@ -120,8 +120,8 @@ def history_orders(
         status[band == index] = categorical(rng, labels, weights, int((band == index).sum()))
     orders = {**new.orders, "status": pa.array(status, pa.string())}
     orders = touch_history(sim, orders, created, end, 0.0)
-    sim.logs["core_order"].write("I", orders, created, 0)
-    sim.logs["core_orderitem"].write("I", new.items, created[new.item_order], 0)
+    sim.logs["core_order"].write("I", orders, created, STATE_PERIOD)
+    sim.logs["core_orderitem"].write("I", new.items, created[new.item_order], STATE_PERIOD)
 
 
 def history_events(
@@ -132,7 +132,7 @@ def history_events(
     columns, occurred = event_rows(
         sim, ids, (end - EVENT_HISTORY_DAYS * DAY, end), customers, products
     )
-    log.write("I", columns, occurred, 0)
+    log.write("I", columns, occurred, STATE_PERIOD)
 
 
 def history_subscriptions(sim: Simulation, customers: CustomerPool, end: int) -> None:
@@ -168,7 +168,7 @@ def history_subscriptions(sim: Simulation, customers: CustomerPool, end: int) ->
         "current_period_end": dates(period_end),
         "canceled_at": timestamps(np.where(status == "canceled", canceled_at, -1)),
     }
-    log.write("I", touch_history(sim, rows, created, end, 0.1), created, 0)
+    log.write("I", touch_history(sim, rows, created, end, 0.1), created, STATE_PERIOD)
 
 
 def history_invoices(sim: Simulation, customers: CustomerPool, end: int) -> None:
@@ -213,4 +213,4 @@ def history_invoices(sim: Simulation, customers: CustomerPool, end: int) -> None
         paid_us=paid_us,
     )
     log = sim.logs["core_invoice"]
-    log.write("I", invoice_rows(sim, log.allocate(n), draft), created, 0)
+    log.write("I", invoice_rows(sim, log.allocate(n), draft), created, STATE_PERIOD)

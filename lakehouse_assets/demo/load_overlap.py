@@ -31,7 +31,7 @@ def preload_changes(sim: Simulation) -> None:
     ]
     k = overlap_orders(sim)
     updated = np.sort(rng.choice(pending, size=min(k, len(pending)), replace=False))
-    times = np.sort(sim.coarsen(rng.integers(lo, hi, len(updated))))
+    times = np.sort(sim.coarsen(rng.integers(lo, hi, len(updated)), lo))
     orders.write(
         "U",
         replaced(
@@ -43,7 +43,7 @@ def preload_changes(sim: Simulation) -> None:
         day,
     )
     ids = orders.allocate(k)
-    created = np.sort(sim.coarsen(rng.integers(lo, hi, k)))
+    created = np.sort(sim.coarsen(rng.integers(lo, hi, k), lo))
     new = order_rows(sim, ids, created, sim.customer_pool(day), sim.product_pool())
     orders.write("I", new.orders, created, day)
     sim.logs["core_orderitem"].write("I", new.items, created[new.item_order], day)

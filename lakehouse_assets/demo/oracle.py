@@ -2,7 +2,7 @@
 
 ``demo/expected/<table>.parquet`` is the final state of every source table, typed
 as its contract says; ``demo/manifest.json`` holds the arguments, counts and edge
-cases of the run.
+cases of the run, and the streams that continued it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,29 @@ def write_manifest(store: LakeStore, summary: Summary) -> None:
     store.put(MANIFEST_KEY, manifest_json(summary).encode("utf-8"))
 
 
+def read_manifest(store: LakeStore) -> Summary | None:
+    """The lake's manifest, or None when the lake holds none."""
+    if not any(info.key == MANIFEST_KEY for info in store.list_objects(MANIFEST_KEY)):
+        return None
+    document = json.loads(store.get(MANIFEST_KEY))
+    return Summary(
+        arguments=document["arguments"],
+        tables={
+            name: TableSummary(
+                files=t["files"],
+                bytes=t["bytes"],
+                load_rows=t["load_rows"],
+                cdc_rows=t["cdc_rows"],
+                live_rows=t["live_rows"],
+            )
+            for name, t in document["tables"].items()
+        },
+        edge_cases=document["edge_cases"],
+        streams=document.get("streams", []),
+        sequences=document.get("sequences", {}),
+    )
+
+
 def manifest_json(summary: Summary) -> str:
     document = {
         "generator": "lakehouse-demo",
@@ -61,4 +84,7 @@ def manifest_json(summary: Summary) -> str:
         },
         "edge_cases": summary.edge_cases,
     }
+    if summary.streams:
+        document["streams"] = summary.streams
+        document["sequences"] = summary.sequences
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -15,16 +15,19 @@ import numpy as np
 from lakehouse_assets.contracts import Contracts
 from lakehouse_assets.demo.clock import (
     ACTIVITY_WINDOW,
+    CUT_MARGIN,
     DAY,
-    EPOCH,
     FLUSH_HOURS,
     FLUSH_JITTER,
     HOUR,
     LAST_FLUSH,
+    NIGHTLY_JOBS,
     RESTART_BEFORE_FIRST_FLUSH,
     RESTART_DAY,
     US,
+    epoch_us,
 )
+from lakehouse_assets.demo.period import Period
 from lakehouse_assets.demo.pools import CustomerPool, ProductPool
 from lakehouse_assets.demo.table_log import TableLog
 from lakehouse_assets.demo.values import cent_values, int_values
@@ -42,14 +45,25 @@ class FlushSchedule:
 
 
 class Simulation:
-    """The source database and the day it is at, driven by one seeded Generator."""
+    """The source database and the day it is at, driven by one seeded Generator.
 
-    def __init__(self, contracts: Contracts, scale: float, seed: int, start: date):
+    ``cutoff_us`` is the moment of the run when the last day is today: nothing is
+    committed after it (None: the days run to their end).
+    """
+
+    def __init__(
+        self,
+        contracts: Contracts,
+        scale: float,
+        seed: int,
+        start: date,
+        cutoff_us: int | None = None,
+    ):
         self.rng = np.random.default_rng(seed)
         self.scale = scale
         self.start = start
-        midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        self.start_us = (midnight - EPOCH) // timedelta(microseconds=1)
+        self.start_us = epoch_us(datetime(start.year, start.month, start.day, tzinfo=UTC))
+        self.cutoff_us = cutoff_us
         self.counts = scaled_counts(scale)
         self.tenants = self.counts["core_tenant"]
         self.logs = {name: TableLog(contracts.table(name)) for name in DEMO_TABLES}
@@ -62,41 +76,72 @@ class Simulation:
     def day_date(self, day: int) -> date:
         return self.start + timedelta(days=day - 1)
 
+    def is_cut(self, day: int) -> bool:
+        """Whether ``day`` is not over at the cutoff (its activity stops there)."""
+        return self.cutoff_us is not None and self.day_start(day) + DAY > self.cutoff_us
+
+    def day_period(self, day: int) -> Period:
+        """A CDC day as a period of activity: all of it, or up to the cutoff."""
+        start = self.day_start(day)
+        lo, hi = (start + offset for offset in ACTIVITY_WINDOW)
+        jobs_lo, jobs_hi = (start + offset for offset in NIGHTLY_JOBS)
+        share = 1.0
+        if self.is_cut(day):
+            assert self.cutoff_us is not None
+            end = min(hi, self.cutoff_us - CUT_MARGIN)
+            if end <= lo:
+                raise ValueError(f"{self.day_date(day)} has no activity yet (it begins at 00:01)")
+            share, hi, jobs_hi = (end - lo) / (hi - lo), end, min(jobs_hi, end)
+        return Period(day, (lo, hi), share, start // DAY, (jobs_lo, jobs_hi))
+
     def begin_day(self, day: int) -> None:
         start = self.day_start(day)
         jitter = self.rng.integers(-FLUSH_JITTER, FLUSH_JITTER, len(FLUSH_HOURS))
         flushes = np.append(
-            start + np.array(FLUSH_HOURS, np.int64) * HOUR + jitter,
-            start + LAST_FLUSH + self.rng.integers(0, 50 * US),
+            start + np.array(FLUSH_HOURS, np.int64) * HOUR + jitter, self.last_flush(day)
         )
-        restart = int(flushes[0]) - RESTART_BEFORE_FIRST_FLUSH if day == RESTART_DAY else None
+        if self.is_cut(day):
+            end = self.day_period(day).window_us[1]
+            flushes = np.append(flushes[flushes < end], end)
+        restart = (
+            int(flushes[0]) - RESTART_BEFORE_FIRST_FLUSH
+            if day == RESTART_DAY and len(flushes) > 1
+            else None
+        )
         self.schedules[day] = FlushSchedule(flushes, restart)
 
-    def coarsen(self, times_us: np.ndarray) -> np.ndarray:
+    def last_flush(self, day: int) -> int:
+        """The day's last flush, just before midnight."""
+        return self.day_start(day) + LAST_FLUSH + int(self.rng.integers(0, 50 * US))
+
+    def coarsen(self, times_us: np.ndarray, not_before: int) -> np.ndarray:
         """Most commits keep microseconds; some land on whole milliseconds or seconds,
-        so DMS timestamps show 6, fewer or no fraction digits."""
+        so DMS timestamps show 6, fewer or no fraction digits. None moves before
+        ``not_before``, its period's start (a stream's interval begins at any moment,
+        after the previous interval's commits)."""
         precision = self.rng.choice(
             np.array([1, 1_000, US]), size=len(times_us), p=[0.85, 0.1, 0.05]
         )
-        return times_us - times_us % precision
+        return np.maximum(times_us - times_us % precision, not_before)
 
-    def commit_times(self, n: int, day: int) -> np.ndarray:
-        """Sorted commit times of ``n`` transactions spread over a CDC day."""
-        lo, hi = (self.day_start(day) + offset for offset in ACTIVITY_WINDOW)
-        return np.sort(self.coarsen(self.rng.integers(lo, hi, n)))
+    def commit_times(self, n: int, period: Period) -> np.ndarray:
+        """Sorted commit times of ``n`` transactions spread over ``period``."""
+        lo, hi = period.window_us
+        return np.sort(self.coarsen(self.rng.integers(lo, hi, n), lo))
 
     def sample(self, ids: np.ndarray, share: float) -> np.ndarray:
         """Each id with probability ``share``."""
         return ids[self.rng.random(len(ids)) < share]
 
-    def daily_new(self, table: str) -> int:
-        return int(self.rng.poisson(NEW_SHARE[table] * self.counts[table]))
+    def new_rows(self, table: str, period: Period) -> int:
+        """How many rows ``table`` gains in ``period``."""
+        return int(self.rng.poisson(period.scaled(NEW_SHARE[table] * self.counts[table])))
 
-    def customer_pool(self, day: int | None) -> CustomerPool:
-        """Live customers, without those changed on ``day`` so far: keys the day's edge
-        cases and deletes touch stay out of new references."""
+    def customer_pool(self, period: int | None) -> CustomerPool:
+        """Live customers, without those changed in ``period`` so far: keys the period's
+        edge cases and deletes touch stay out of new references."""
         log = self.logs["core_customer"]
-        ids = log.live_ids() if day is None else log.untouched(log.live_ids(), day)
+        ids = log.live_ids() if period is None else log.untouched(log.live_ids(), period)
         rows = log.current(ids)
         created = int_values(rows, "created_at")
         order = np.argsort(created, kind="stable")

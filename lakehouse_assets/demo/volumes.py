@@ -53,6 +53,11 @@ ORDER_TRANSITIONS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
+def load_file_rows(scale: float) -> int:
+    """Rows per full-load file at ``scale``."""
+    return max(MIN_LOAD_FILE_ROWS, min(LOAD_FILE_ROWS, round(LOAD_FILE_ROWS * scale)))
+
+
 def scaled_counts(scale: float) -> dict[str, int]:
     counts = {name: max(MIN_ROWS, round(count * scale)) for name, count in SEED_COUNTS.items()}
     counts["core_tenant"] = max(1, round(SEED_COUNTS["core_tenant"] * scale))

@@ -1,4 +1,5 @@
-"""Daily activity: one CDC day of the demo database, as transactions of each table."""
+"""The source's activity: one period of the demo database (a CDC day, the minutes of a live
+full load, an interval of the stream) as transactions of each table."""
 
 from __future__ import annotations
 
@@ -23,29 +24,37 @@ from lakehouse_assets.demo.activity.subscriptions import (
     renew_subscriptions,
 )
 from lakehouse_assets.demo.edge_cases import craft_edge_cases
+from lakehouse_assets.demo.period import Period
 from lakehouse_assets.demo.simulation import Simulation
 
 
 def simulate_day(sim: Simulation, day: int) -> None:
-    """One business day as transactions. Edge cases and deletes come first, so the
-    pools new rows reference from leave out the keys they touch."""
+    """One business day. A day cut at the moment of the run gets no crafted edge cases:
+    their times are fixed hours of the day."""
     sim.begin_day(day)
-    craft_edge_cases(sim, day)
-    purge_bot_events(sim, day)
-    delete_spam_customers(sim, day)
-    delete_cancelled_orders(sim, day)
-    customers, products = sim.customer_pool(day), sim.product_pool()
-    update_tenant_settings(sim, day)
-    update_customers(sim, day)
-    edit_products(sim, day)
-    advance_orders(sim, day)
-    edit_pending_orders(sim, day)
-    advance_subscriptions(sim, day)
-    renew_subscriptions(sim, day)
-    settle_invoices(sim, day)
-    add_customers(sim, day)
-    add_products(sim, day)
-    add_orders(sim, day, customers, products)
-    add_subscriptions(sim, day, customers)
-    add_one_off_invoices(sim, day, customers)
-    add_events(sim, day, customers, products)
+    if not sim.is_cut(day):
+        craft_edge_cases(sim, day)
+    simulate_activity(sim, sim.day_period(day))
+
+
+def simulate_activity(sim: Simulation, period: Period) -> None:
+    """One period of business as transactions. Deletes come first (after a day's edge
+    cases), so the pools new rows reference from leave out the keys they touch."""
+    purge_bot_events(sim, period)
+    delete_spam_customers(sim, period)
+    delete_cancelled_orders(sim, period)
+    customers, products = sim.customer_pool(period.number), sim.product_pool()
+    update_tenant_settings(sim, period)
+    update_customers(sim, period)
+    edit_products(sim, period)
+    advance_orders(sim, period)
+    edit_pending_orders(sim, period)
+    advance_subscriptions(sim, period)
+    renew_subscriptions(sim, period)
+    settle_invoices(sim, period)
+    add_customers(sim, period)
+    add_products(sim, period)
+    add_orders(sim, period, customers, products)
+    add_subscriptions(sim, period, customers)
+    add_one_off_invoices(sim, period, customers)
+    add_events(sim, period, customers, products)

@@ -1,4 +1,4 @@
-"""Daily activity of tenants and customers: settings, profile edits, sign-ups, spam."""
+"""Activity of tenants and customers: settings, profile edits, sign-ups, spam."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse_assets.demo.period import Period
 from lakehouse_assets.demo.rows.accounts import customer_rows
 from lakehouse_assets.demo.simulation import Simulation
 from lakehouse_assets.demo.values import (
@@ -23,22 +24,27 @@ from lakehouse_assets.demo.values import (
 from lakehouse_assets.demo.vocabulary import CUSTOMER_METADATA, EMAIL_DOMAINS, TENANTS
 
 
-def delete_spam_customers(sim: Simulation, day: int) -> None:
-    """Spam sign-ups that never ordered, subscribed or got invoiced are deleted."""
-    log = sim.logs["core_customer"]
-    referenced = np.zeros(log.next_id, bool)
+def unreferenced_customers(sim: Simulation, ids: np.ndarray) -> np.ndarray:
+    """The customers of ``ids`` that no live order, subscription or invoice references."""
+    referenced = np.zeros(sim.logs["core_customer"].next_id, bool)
     for table in ("core_order", "core_subscription", "core_invoice"):
         other = sim.logs[table]
         referenced[int_values(other.current(other.live_ids()), "customer_id").clip(0)] = True
-    candidates = log.untouched(log.live_ids(), day)
-    spam = sim.sample(candidates[~referenced[candidates]], 0.01)
-    log.delete(spam, sim.commit_times(len(spam), day), day)
+    return ids[~referenced[ids]]
 
 
-def update_tenant_settings(sim: Simulation, day: int) -> None:
+def delete_spam_customers(sim: Simulation, period: Period) -> None:
+    """Spam sign-ups that never ordered, subscribed or got invoiced are deleted."""
+    log = sim.logs["core_customer"]
+    candidates = unreferenced_customers(sim, log.untouched(log.live_ids(), period.number))
+    spam = sim.sample(candidates, period.scaled(0.01))
+    log.delete(spam, sim.commit_times(len(spam), period), period.number)
+
+
+def update_tenant_settings(sim: Simulation, period: Period) -> None:
     """Tenant admins toggle the beta features flag now and then."""
     log = sim.logs["core_tenant"]
-    ids = sim.sample(log.untouched(log.live_ids(), day), 0.3)
+    ids = sim.sample(log.untouched(log.live_ids(), period.number), period.scaled(0.3))
     rows = log.current(ids)
     settings = []
     for tenant_id, text in zip(ids, text_values(rows, "settings")):
@@ -47,22 +53,22 @@ def update_tenant_settings(sim: Simulation, day: int) -> None:
         features["beta"] = not features.get("beta", False)
         value["updated_by"] = f"admin@{TENANTS[(tenant_id - 1) % len(TENANTS)][1]}.example"
         settings.append(json_text(value))
-    at = sim.commit_times(len(ids), day)
+    at = sim.commit_times(len(ids), period)
     log.write(
         "U",
         replaced(rows, settings=pa.array(settings, pa.string()), updated_at=timestamps(at)),
         at,
-        day,
+        period.number,
     )
 
 
-def update_customers(sim: Simulation, day: int) -> None:
+def update_customers(sim: Simulation, period: Period) -> None:
     """Profile edits: new metadata, sometimes a new e-mail address."""
     rng, log = sim.rng, sim.logs["core_customer"]
-    ids = sim.sample(log.untouched(log.live_ids(), day), 0.01)
+    ids = sim.sample(log.untouched(log.live_ids(), period.number), period.scaled(0.01))
     rows = log.current(ids)
     n = len(ids)
-    at = sim.commit_times(n, day)
+    at = sim.commit_times(n, period)
     new_email = pc.binary_join_element_wise(
         join("customer", ints(ids).cast(pa.string())), pick(EMAIL_DOMAINS, rng, n), "@"
     )
@@ -76,13 +82,13 @@ def update_customers(sim: Simulation, day: int) -> None:
             updated_at=timestamps(at),
         ),
         at,
-        day,
+        period.number,
     )
 
 
-def add_customers(sim: Simulation, day: int) -> None:
+def add_customers(sim: Simulation, period: Period) -> None:
     log = sim.logs["core_customer"]
-    n = sim.daily_new("core_customer")
-    at = sim.commit_times(n, day)
+    n = sim.new_rows("core_customer", period)
+    at = sim.commit_times(n, period)
     tenant = sim.rng.integers(1, sim.tenants + 1, n)
-    log.write("I", customer_rows(sim, log.allocate(n), tenant, at), at, day)
+    log.write("I", customer_rows(sim, log.allocate(n), tenant, at), at, period.number)

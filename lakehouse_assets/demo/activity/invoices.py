@@ -1,4 +1,4 @@
-"""Daily activity of invoices: billing subscriptions, payments, write-offs, one-off charges."""
+"""Activity of invoices: billing subscriptions, payments, write-offs, one-off charges."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse_assets.demo.clock import DAY
+from lakehouse_assets.demo.period import Period
 from lakehouse_assets.demo.pools import CustomerPool
 from lakehouse_assets.demo.rows.invoices import InvoiceDraft, invoice_rows
 from lakehouse_assets.demo.simulation import Simulation
@@ -21,7 +22,7 @@ from lakehouse_assets.demo.values import (
 
 
 def bill_subscriptions(
-    sim: Simulation, day: int, rows: pa.Table, at: np.ndarray, paid: bool
+    sim: Simulation, period: Period, rows: pa.Table, at: np.ndarray, paid: bool
 ) -> None:
     n = rows.num_rows
     draft = InvoiceDraft(
@@ -38,24 +39,25 @@ def bill_subscriptions(
     columns = {**invoice_rows(sim, invoices.allocate(n), draft), "issued_at": timestamps(at)}
     if paid:
         columns.update(paid_at=timestamps(at), updated_at=timestamps(at))
-    invoices.write("I", columns, at, day)
+    invoices.write("I", columns, at, period.number)
 
 
-def settle_invoices(sim: Simulation, day: int) -> None:
+def settle_invoices(sim: Simulation, period: Period) -> None:
     """Open invoices get paid or written off; drafts get issued or discarded."""
     rng, log = sim.rng, sim.logs["core_invoice"]
-    live = log.untouched(log.live_ids(), day)
+    live = log.untouched(log.live_ids(), period.number)
     rows = log.current(live)
     status = text_values(rows, "status")
-    overdue = int_values(rows, "due_date") < sim.day_start(day) // DAY
+    overdue = int_values(rows, "due_date") < period.today
     roll = rng.random(len(live))
-    paying = live[(status == "open") & (roll < 0.35)]
-    writing_off = live[(status == "open") & overdue & (roll >= 0.35) & (roll < 0.4)]
-    issuing = live[(status == "draft") & (roll < 0.5)]
-    discarding = live[(status == "draft") & (roll >= 0.5) & (roll < 0.6)]
+    pay, write_off, issue, discard = (period.scaled(p) for p in (0.35, 0.4, 0.5, 0.6))
+    paying = live[(status == "open") & (roll < pay)]
+    writing_off = live[(status == "open") & overdue & (roll >= pay) & (roll < write_off)]
+    issuing = live[(status == "draft") & (roll < issue)]
+    discarding = live[(status == "draft") & (roll >= issue) & (roll < discard)]
 
     paid = log.current(paying)
-    at = sim.commit_times(len(paying), day)
+    at = sim.commit_times(len(paying), period)
     log.write(
         "U",
         replaced(
@@ -66,9 +68,9 @@ def settle_invoices(sim: Simulation, day: int) -> None:
             updated_at=timestamps(at),
         ),
         at,
-        day,
+        period.number,
     )
-    at = sim.commit_times(len(writing_off), day)
+    at = sim.commit_times(len(writing_off), period)
     log.write(
         "U",
         replaced(
@@ -77,9 +79,9 @@ def settle_invoices(sim: Simulation, day: int) -> None:
             updated_at=timestamps(at),
         ),
         at,
-        day,
+        period.number,
     )
-    at = sim.commit_times(len(issuing), day)
+    at = sim.commit_times(len(issuing), period)
     log.write(
         "U",
         replaced(
@@ -91,15 +93,15 @@ def settle_invoices(sim: Simulation, day: int) -> None:
             updated_at=timestamps(at),
         ),
         at,
-        day,
+        period.number,
     )
-    log.delete(discarding, sim.commit_times(len(discarding), day), day)
+    log.delete(discarding, sim.commit_times(len(discarding), period), period.number)
 
 
-def add_one_off_invoices(sim: Simulation, day: int, customers: CustomerPool) -> None:
+def add_one_off_invoices(sim: Simulation, period: Period, customers: CustomerPool) -> None:
     rng, log = sim.rng, sim.logs["core_invoice"]
-    n = sim.daily_new("core_invoice") if len(customers.ids) else 0
-    at = sim.commit_times(n, day)
+    n = sim.new_rows("core_invoice", period) if len(customers.ids) else 0
+    at = sim.commit_times(n, period)
     customer, tenant = customers.pick(rng, at, anonymous_share=0.0)
     draft = InvoiceDraft(
         tenant=tenant,
@@ -110,4 +112,4 @@ def add_one_off_invoices(sim: Simulation, day: int, customers: CustomerPool) -> 
         created_us=at,
         paid_us=np.full(n, -1),
     )
-    log.write("I", invoice_rows(sim, log.allocate(n), draft), at, day)
+    log.write("I", invoice_rows(sim, log.allocate(n), draft), at, period.number)
