@@ -13,6 +13,7 @@ from lakehouse_assets.dms import (
     parse_object_key,
     table_prefix,
 )
+from lakehouse_assets.dms.keys import FileFormat
 
 FLAT = DmsSettings(bucket_folder="bronze/dms")
 
@@ -164,3 +165,37 @@ def test_order_text_sorts_like_order():
         )
     ]
     assert sorted(keys, key=lambda k: k.order) == sorted(keys, key=lambda k: k.order_text)
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("LOAD00000001.parquet", FileKind.FULL_LOAD),
+        ("SEGMENT2_LOAD0000000A.parquet", FileKind.FULL_LOAD),
+        ("2024/01/15/20240115-101500000.parquet", FileKind.CDC),
+    ],
+)
+def test_parquet_keys_have_the_csv_layouts_and_order(name: str, kind: FileKind):
+    dms = dated("YYYYMMDD", "SLASH")
+    parquet = parse_object_key(f"bronze/dms/public/t/{name}", dms)
+    csv = parse_object_key(f"bronze/dms/public/t/{name.replace('.parquet', '.csv')}", dms)
+    assert (parquet.kind, parquet.format, parquet.gzip) == (kind, FileFormat.PARQUET, False)
+    assert csv.format is FileFormat.CSV
+    assert (parquet.date, parquet.order_text) == (
+        csv.date,
+        csv.order_text.replace(".csv", ".parquet"),
+    )
+    assert parquet.order[:-1] == csv.order[:-1]
+
+
+def test_parquet_full_load_sorts_before_parquet_cdc():
+    load = parse_object_key("bronze/dms/public/t/LOAD00000002.parquet", FLAT)
+    cdc = parse_object_key("bronze/dms/public/t/20240102-000000001.parquet", FLAT)
+    assert load.order < cdc.order and load.order_text < cdc.order_text
+    assert load.order == (0, "", 0, 2)
+
+
+@pytest.mark.parametrize("name", ["LOAD00000001.parquet.gz", "20240115-101500000.pq"])
+def test_other_extensions_are_not_dms_files(name: str):
+    with pytest.raises(DmsKeyError, match="neither a full-load file"):
+        parse_object_key(f"bronze/dms/public/t/{name}", FLAT)

@@ -24,6 +24,7 @@ from lakehouse_assets.dms import (
     parse_object_key,
     read_dms_file,
 )
+from lakehouse_assets.dms.writer import dms_text
 
 CONTRACT = TableContract(
     name="core_customer",
@@ -352,3 +353,69 @@ def test_keys_parse_back_to_their_kind_and_day():
     assert key == "bronze/dms/public/core_customer/2024-01-02-10/20240102-101500987.csv"
     assert parse_object_key(key, hourly).date == date(2024, 1, 2)
     assert cdc_key(DMS, "public", "t", written) == "bronze/dms/public/t/20240102-101500987.csv"
+
+
+def test_keys_follow_the_data_format():
+    parquet = replace(DMS, format="parquet", date_partition=DatePartitioning(enabled=True))
+    written = datetime(2024, 1, 2, 10, 15, 0, 987654, tzinfo=UTC)
+    assert full_load_key(parquet, "public", "t", 10) == "bronze/dms/public/t/LOAD0000000A.parquet"
+    key = cdc_key(parquet, "public", "t", written)
+    assert key == "bronze/dms/public/t/2024/01/02/20240102-101500987.parquet"
+    assert parse_object_key(key, parquet).kind is FileKind.CDC
+
+
+# ------------------------------------------------------------------------ DMS text
+
+
+def test_dms_text_spells_decimals_plain_bytes_as_hex_and_times_in_microseconds():
+    tiny = pa.array([Decimal("0.000000123"), Decimal("-0.000000100"), Decimal("0"), None])
+    assert dms_text(tiny.cast(pa.decimal128(20, 9))).to_pylist() == [
+        "0.000000123",
+        "-0.000000100",
+        "0.000000000",
+        None,
+    ]
+    assert dms_text(pa.array([Decimal("12.50")], pa.decimal128(12, 2))).to_pylist() == ["12.50"]
+    blobs = pa.array([b"\x00\xffab", b"", None, b"\x10"], pa.binary())
+    assert dms_text(blobs).to_pylist() == ["\\x00ff6162", "\\x", None, "\\x10"]
+    assert dms_text(blobs.slice(1)).to_pylist() == ["\\x", None, "\\x10"]
+    assert dms_text(pa.array([time(1, 2, 3)], pa.time32("s"))).to_pylist() == ["01:02:03"]
+    assert dms_text(pa.array(["a", "a", None]).dictionary_encode()).to_pylist() == ["a", "a", None]
+
+
+def test_bytes_and_tiny_decimals_are_written_as_dms_text_in_csv():
+    contract = TableContract(
+        name="t",
+        schema="public",
+        primary_key=("id",),
+        columns=(Column("id", "bigint", nullable=False), Column("rate", "decimal(20,9)")),
+    )
+    rows = pa.table(
+        {"id": pa.array([1], pa.int64()), "rate": pa.array([Decimal("1E-7")], pa.decimal128(20, 9))}
+    )
+    key = "bronze/dms/public/t/2024/01/02/20240102-101500000.csv"
+    assert round_trip(rows, key=key, contract=contract).column("rate").to_pylist() == [
+        "0.000000100"
+    ]
+
+
+# ------------------------------------------------------------------------ header rows
+
+
+def test_header_rows_name_op_timestamp_columns_and_change_seq():
+    dms = replace(DMS, add_column_name=True, change_seq_column=True, timestamp_name="commit_ts")
+    data = encode_dms_file(customers(["Ann"]), CDC_KEY, CONTRACT, dms, **cdc_metadata(1))
+    assert data.splitlines()[0] == b"Op,commit_ts,id,full_name,metadata,AR_H_CHANGE_SEQ"
+    load = encode_dms_file(customers(["Ann"]), LOAD_KEY, CONTRACT, dms, commit_ts=stamps(1))
+    assert load.splitlines()[0] == b"commit_ts,id,full_name,metadata,AR_H_CHANGE_SEQ"
+    assert read_dms_file(load, LOAD_KEY, CONTRACT, dms).column("full_name").to_pylist() == ["Ann"]
+
+
+def test_fields_named_alike_are_refused():
+    dms = replace(DMS, add_column_name=True, timestamp_name="ID")
+    with pytest.raises(ValueError, match="two fields are named 'ID'"):
+        encode_dms_file(customers(["Ann"]), CDC_KEY, CONTRACT, dms, **cdc_metadata(1))
+
+
+def cdc_metadata(n: int) -> dict[str, pa.Array]:
+    return {"ops": pa.array(["I"] * n), "commit_ts": stamps(n)}

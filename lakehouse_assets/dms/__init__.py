@@ -1,8 +1,9 @@
-"""The AWS DMS S3-target format: object keys and CSV files (pure functions, no Dagster)."""
+"""The AWS DMS S3-target format: object keys, CSV and Parquet files (pure, no Dagster)."""
 
 from lakehouse_assets.dms.keys import (
     DmsKeyError,
     DmsObjectKey,
+    FileFormat,
     FileKind,
     date_folder,
     date_folder_prefix,
@@ -17,9 +18,11 @@ from lakehouse_assets.dms.reader import (
     SOURCE_FILE,
     SOURCE_ROW,
     DmsFormatError,
+    extra_columns_by_file,
     raw_schema,
     read_dms_file,
     read_dms_files,
+    without_extra_columns,
 )
 from lakehouse_assets.dms.writer import (
     cdc_key,
@@ -39,12 +42,14 @@ __all__ = [
     "DmsFormatError",
     "DmsKeyError",
     "DmsObjectKey",
+    "FileFormat",
     "FileKind",
     "cdc_key",
     "change_seq_values",
     "date_folder",
     "date_folder_prefix",
     "encode_csv_rows",
+    "extra_columns_by_file",
     "encode_dms_file",
     "full_load_key",
     "parse_object_key",
@@ -52,4 +57,5 @@ __all__ = [
     "read_dms_file",
     "read_dms_files",
     "table_prefix",
+    "without_extra_columns",
 ]

@@ -5,6 +5,9 @@ Layout under the endpoint's bucket folder (AWS DMS S3 target):
 - full load: ``<schema>/<table>/[sub-folders/][SEGMENTn_]LOAD<hex counter>.csv[.gz]``
 - CDC:       ``<schema>/<table>/[<date folder>/]<YYYYMMDD-HHMMSSmmm>.csv[.gz]``
 
+With ``DataFormat=parquet`` the names end in ``.parquet`` instead (Parquet compresses
+inside the file, so there is no ``.parquet.gz``); the layouts and the order are the same.
+
 The date folder follows ``DatePartitionSequence`` (YYYYMMDD, YYYYMMDDHH, YYYYMM,
 MMYYYYDD, DDMMYYYY) joined by ``DatePartitionDelimiter`` (SLASH, UNDERSCORE,
 DASH, NONE). Plain name order is not application order (``LOAD...`` sorts after
@@ -21,10 +24,12 @@ from enum import StrEnum
 
 from lakehouse_assets.contracts import DatePartitioning, DmsSettings
 
+# A data file's extension: CSV, maybe gzipped, or Parquet.
+_EXTENSION = r"\.(?:csv(?P<gz>\.gz)?|(?P<parquet>parquet))"
 _FULL_LOAD = re.compile(
-    r"^(?:SEGMENT(?P<segment>\d+)_)?LOAD(?P<counter>[0-9A-Fa-f]+)\.csv(?P<gz>\.gz)?$"
+    r"^(?:SEGMENT(?P<segment>\d+)_)?LOAD(?P<counter>[0-9A-Fa-f]+)" + _EXTENSION + "$"
 )
-_CDC = re.compile(r"^(?P<day>\d{8})-(?P<time>\d+)\.csv(?P<gz>\.gz)?$")
+_CDC = re.compile(r"^(?P<day>\d{8})-(?P<time>\d+)" + _EXTENSION + "$")
 
 # Field widths of each DatePartitionSequence, in folder order.
 _SEQUENCE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -40,6 +45,13 @@ _WIDTH = {"Y": 4, "M": 2, "D": 2, "H": 2}
 class FileKind(StrEnum):
     FULL_LOAD = "full_load"
     CDC = "cdc"
+
+
+class FileFormat(StrEnum):
+    """How a data file is encoded (the endpoint's ``DataFormat``), as its name says."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
 
 
 class DmsKeyError(ValueError):
@@ -60,6 +72,7 @@ class DmsObjectKey:
     # Application order of files of one table: full load before CDC, LOAD
     # counters numerically, CDC by the timestamp in the name.
     order: tuple[int | str, ...]
+    format: FileFormat = FileFormat.CSV
 
     @property
     def order_text(self) -> str:
@@ -135,6 +148,7 @@ def parse_object_key(key: str, dms: DmsSettings) -> DmsObjectKey:
             gzip=bool(full_load.group("gz")),
             date=folder_day,
             order=(0, "/".join(middle), segment, counter),
+            format=_format(full_load),
         )
 
     cdc = _CDC.match(file_name)
@@ -152,11 +166,16 @@ def parse_object_key(key: str, dms: DmsSettings) -> DmsObjectKey:
             gzip=bool(cdc.group("gz")),
             date=folder_day or name_day,
             order=(1, stamp, file_name),
+            format=_format(cdc),
         )
     raise DmsKeyError(
         f"{key}: {file_name!r} is neither a full-load file (LOAD<hex>.csv) "
-        "nor a CDC file (YYYYMMDD-HHMMSSmmm.csv)"
+        "nor a CDC file (YYYYMMDD-HHMMSSmmm.csv); .csv.gz and .parquet are accepted too"
     )
+
+
+def _format(name: re.Match[str]) -> FileFormat:
+    return FileFormat.PARQUET if name.group("parquet") else FileFormat.CSV
 
 
 def _parse_day(text: str, key: str) -> date:
