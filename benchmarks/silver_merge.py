@@ -36,10 +36,10 @@ import pyarrow.compute as pc
 from lakehouse_assets.contracts import Column, DmsSettings, PartitionSpec, TableContract
 from lakehouse_assets.dms import encode_dms_file, raw_schema
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for
+from lakehouse_assets.silver.apply import merge_changes
 from lakehouse_assets.silver.casting import cast_changes
 from lakehouse_assets.silver.merge import KEY, newest_per_key, with_position
 from lakehouse_assets.silver.tables import table_identifier
-from lakehouse_assets.silver.writer import merge_changes
 
 CONTRACT = TableContract(
     name="bench_order",
@@ -153,11 +153,8 @@ class SparkBench:
         self.session_s = time.perf_counter() - started
 
     def merge(self, raw: pa.Table) -> tuple[float, dict, object]:
-        from lakehouse_assets.silver.spark.engine import (
-            BronzeFileRef,
-            spark_merge_changes,
-            spark_uri,
-        )
+        from lakehouse_assets.silver.spark.engine import spark_merge_changes
+        from lakehouse_assets.silver.spark.reader import BronzeFileRef, spark_uri
 
         key = write_dms_csv(self.lake, raw)
         timings: dict[str, float] = {}

@@ -51,7 +51,12 @@ def defs() -> dg.Definitions:
     core = dg.Definitions(
         assets=[
             *build_bronze_assets(settings.contracts, daily),
-            *build_silver_assets(settings.contracts, daily, automation_condition=follow_upstream()),
+            *build_silver_assets(
+                settings.contracts,
+                daily,
+                automation_condition=follow_upstream(),
+                ledger_retention_days=settings.ledger_retention_days,
+            ),
         ],
         asset_checks=[
             *build_silver_checks(settings.contracts),

@@ -6,15 +6,18 @@ location reload picks up a changed environment.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
 from lakehouse_assets.contracts import Contracts, load_contracts_cached
 
 DEMO_START_DATE = date(2024, 1, 1)
+DEMO_MANIFEST = "demo/manifest.json"  # lakehouse-demo writes it next to the landing
 DEFAULT_LAKE_URI = "./.lakehouse/data-lake"
 DEFAULT_CATALOG_URI = "sqlite:///.lakehouse/catalog.db"
 
@@ -24,6 +27,9 @@ CONTRACTS_VAR = "LAKEHOUSE_CONTRACTS"
 START_DATE_VAR = "LAKEHOUSE_START_DATE"
 # Gold database; unset: the embedded PostgreSQL server in ./.lakehouse/postgres.
 POSTGRES_URL_VAR = "LAKEHOUSE_POSTGRES_URL"
+# Days of bronze the silver ledgers remember (bronze's lifecycle keeps 90).
+LEDGER_RETENTION_VAR = "LAKEHOUSE_LEDGER_RETENTION_DAYS"
+DEFAULT_LEDGER_RETENTION_DAYS = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Settings:
     contracts: Contracts
     start_date: date
     postgres_url: str | dg.EnvVar = ""  # empty: the embedded server
+    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
 
 
 def _env_or_default(name: str, default: str) -> str | dg.EnvVar:
@@ -42,11 +49,22 @@ def _env_or_default(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def demo_start_date(lake_uri: str) -> date:
+    """The first day of the demo landing in a local lake (its manifest), else the default
+    demo's: the partitions then begin where the demo's data does."""
+    manifest = Path(lake_uri) / DEMO_MANIFEST
+    try:
+        return date.fromisoformat(json.loads(manifest.read_text())["arguments"]["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEMO_START_DATE
+
+
 def settings_from_env() -> Settings:
     contracts_path = os.environ.get(CONTRACTS_VAR, "")
     start_text = os.environ.get(START_DATE_VAR, "")
+    lake_uri = os.environ.get(LAKE_URI_VAR, "") or DEFAULT_LAKE_URI
     try:
-        start = date.fromisoformat(start_text) if start_text else DEMO_START_DATE
+        start = date.fromisoformat(start_text) if start_text else demo_start_date(lake_uri)
     except ValueError:
         raise ValueError(f"{START_DATE_VAR}={start_text!r} is not a date like 2024-01-31") from None
     return Settings(
@@ -58,4 +76,14 @@ def settings_from_env() -> Settings:
         contracts=load_contracts_cached(contracts_path),
         start_date=start,
         postgres_url=_env_or_default(POSTGRES_URL_VAR, ""),
+        ledger_retention_days=_whole_days(LEDGER_RETENTION_VAR, DEFAULT_LEDGER_RETENTION_DAYS),
     )
+
+
+def _whole_days(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ValueError(f"{name}={text!r} is not a whole number of days")
+    return int(text)

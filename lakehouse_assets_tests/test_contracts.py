@@ -148,7 +148,15 @@ def _mutate(path: list, value):
             {"enabled": True, "sequence": "YYYYDDMM"},
             "field 'dms.date_partition.sequence': unknown sequence 'YYYYDDMM'",
         ),
-        (["dms", "timestamp_column"], "yes", "field 'dms.timestamp_column': must be true or false"),
+        (
+            ["dms", "timestamp_column"],
+            "commit time",
+            "field 'dms.timestamp_column': must be true, false or a column name",
+        ),
+        (["dms", "include_op_for_full_load"], "yes", "must be true or false"),
+        (["dms", "format"], "avro", "field 'dms.format': must be one of csv, parquet"),
+        (["dms", "on_bad_file"], "skip", "must be one of quarantine, fail"),
+        (["dms", "load_start_margin_seconds"], -5, "must be a whole number >= 0"),
     ],
 )
 def test_bad_contract_names_file_table_and_field(tmp_path, path, value, expected):
@@ -173,3 +181,24 @@ def test_unreadable_and_invalid_yaml_files_are_named(tmp_path):
 def test_unknown_table_lookup_lists_known_tables():
     with pytest.raises(ContractError, match="no table 'core_orders' .*core_order"):
         load_contracts().table("core_orders")
+
+
+def test_dms_columns_may_be_named_and_formats_chosen(tmp_path):
+    document = yaml.safe_load(demo_contracts_path().read_text())
+    document["dms"].update(
+        timestamp_column="COMMIT_TIME",
+        change_seq_column="CHANGE_SEQ",
+        format="Parquet",
+        add_column_name=True,
+        on_bad_file="fail",
+    )
+    dms = load_contracts(write(tmp_path, document)).dms
+    assert (dms.timestamp_column, dms.timestamp_name) == (True, "COMMIT_TIME")
+    assert (dms.change_seq_column, dms.change_seq_name) == (True, "CHANGE_SEQ")
+    assert (dms.format, dms.add_column_name, dms.on_bad_file) == ("parquet", True, "fail")
+    plain = load_contracts(write(tmp_path, {**document, "dms": {"change_seq_column": True}})).dms
+    assert (plain.change_seq_name, plain.timestamp_name, plain.on_bad_file) == (
+        "AR_H_CHANGE_SEQ",
+        "",
+        "quarantine",
+    )

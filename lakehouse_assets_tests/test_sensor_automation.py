@@ -29,8 +29,8 @@ from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehous
 from lakehouse_assets.names import LANDING_SENSOR_NAME as SENSOR_NAME
 from lakehouse_assets.names import silver_asset_key, silver_pool
 from lakehouse_assets.sensors.run_failure import build_run_failure_sensor, failure_payload
+from lakehouse_assets.silver.apply import merge_changes
 from lakehouse_assets.silver.assets import build_silver_assets
-from lakehouse_assets.silver.writer import merge_changes
 
 CONTRACTS = load_contracts()
 TENANT = CONTRACTS.table("core_tenant")

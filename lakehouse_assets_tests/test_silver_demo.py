@@ -16,8 +16,8 @@ from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.lake import open_lake
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.silver.apply import merge_changes
 from lakehouse_assets.silver.tables import table_identifier
-from lakehouse_assets.silver.writer import merge_changes
 
 CONTRACTS = load_contracts()
 START = date(2024, 1, 1)

@@ -18,6 +18,7 @@ import pytest
 from lakehouse_assets.contracts import Column, DmsSettings, TableContract
 from lakehouse_assets.dms import read_dms_file
 from lakehouse_assets.silver.casting import cast_changes
+from lakehouse_assets.silver.generations import LoadHistory
 from lakehouse_assets.silver.merge import (
     FILE_ORDER,
     INGESTED_AT,
@@ -30,6 +31,7 @@ from lakehouse_assets.silver.merge import (
     newest_per_key,
     plan_merge,
     with_position,
+    with_rank,
 )
 
 CONTRACT = TableContract(
@@ -206,7 +208,7 @@ def test_empty_batch_plans_nothing():
         plan.inserted,
         plan.updated,
         plan.deleted,
-        plan.stale,
+        plan.unchanged,
     ) == (0, 0, 0, 0)
 
 
@@ -215,7 +217,7 @@ def test_empty_batch_plans_nothing():
 
 def _positions(rows: list[tuple]) -> pa.Table:
     ts, seq, order, row = zip(*rows)
-    return pa.table(
+    table = pa.table(
         {
             "_commit_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
             "_change_seq": pa.array(seq, pa.string()),
@@ -223,6 +225,7 @@ def _positions(rows: list[tuple]) -> pa.Table:
             "_source_row": pa.array(row, pa.int64()),
         }
     )
+    return with_rank(table, LoadHistory.for_dms(DMS))
 
 
 def test_is_newer_compares_positions_lexicographically_with_nulls_first():
@@ -255,7 +258,7 @@ def _plan(batch: pa.Table, stored: pa.Table | None) -> MergePlan:
     newest = newest_per_key(with_position(batch, CONTRACT.primary_key, DMS))
     if stored is None:
         stored = newest.slice(0, 0).append_column(IS_DELETED, pa.array([], pa.bool_()))
-    return plan_merge(newest, stored, INGESTED)
+    return plan_merge(newest, stored, INGESTED, CONTRACT.column_names)
 
 
 def test_plan_merge_counts_inserted_updated_deleted_and_stale():
@@ -271,7 +274,7 @@ def test_plan_merge_counts_inserted_updated_deleted_and_stale():
         ],
     )
     first = _plan(day1, None)
-    assert (first.inserted, first.updated, first.deleted, first.stale) == (5, 0, 1, 0)
+    assert (first.inserted, first.updated, first.deleted, first.unchanged) == (5, 0, 1, 0)
     stored = first.winners
     assert stored[IS_DELETED].to_pylist() == [False, False, False, True, False, False]
     assert stored[INGESTED_AT].to_pylist() == [INGESTED.as_py()] * 6
@@ -288,7 +291,7 @@ def test_plan_merge_counts_inserted_updated_deleted_and_stale():
         ],
     )
     plan = _plan(day2, stored)
-    assert (plan.inserted, plan.updated, plan.deleted, plan.stale) == (2, 1, 2, 1)
+    assert (plan.inserted, plan.updated, plan.deleted, plan.unchanged) == (2, 1, 2, 1)
     winners = {row["id"]: row for row in plan.winners.to_pylist()}
     assert set(winners) == {1, 2, 4, 7, 8}
     assert winners[1]["name"] == "one-b" and not winners[1][IS_DELETED]
@@ -303,10 +306,10 @@ def test_plan_merge_counts_inserted_updated_deleted_and_stale():
         ]
     )
     again = _plan(day1, merged)
-    assert again.winners.num_rows == 0 and again.stale == 6
+    assert again.winners.num_rows == 0 and again.unchanged == 6
     # ... nor does re-delivering day 2.
     again = _plan(day2, merged)
-    assert again.winners.num_rows == 0 and again.stale == 6
+    assert again.winners.num_rows == 0 and again.unchanged == 6
 
 
 def test_plan_merge_same_batch_twice_is_all_stale():
@@ -320,7 +323,7 @@ def test_plan_merge_same_batch_twice_is_all_stale():
     first = _plan(batch, None)
     assert (first.inserted, first.deleted) == (0, 1)
     second = _plan(batch, first.winners)
-    assert second.winners.num_rows == 0 and second.stale == 1
+    assert second.winners.num_rows == 0 and second.unchanged == 1
 
 
 def test_an_older_insert_cannot_resurrect_a_tombstone():
@@ -328,7 +331,7 @@ def test_an_older_insert_cannot_resurrect_a_tombstone():
     insert = changes("20240102-100000000.csv", [["I", "2024-01-02 10:00:00", "1", "one", "1.00"]])
     tombstone = _plan(delete, None).winners
     plan = _plan(insert, tombstone)
-    assert plan.winners.num_rows == 0 and plan.stale == 1 and plan.inserted == 0
+    assert plan.winners.num_rows == 0 and plan.unchanged == 1 and plan.inserted == 0
 
 
 def test_winners_are_in_key_order_and_keep_typed_values():

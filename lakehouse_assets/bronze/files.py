@@ -20,11 +20,13 @@ from lakehouse_assets.dms import (
     COMMIT_TS,
     DmsKeyError,
     DmsObjectKey,
+    FileKind,
     date_folder_prefix,
     parse_object_key,
     raw_schema,
     read_dms_file,
     table_prefix,
+    without_extra_columns,
 )
 from lakehouse_assets.lake import LakeStore, ObjectInfo
 
@@ -69,6 +71,23 @@ def list_partition_files(
     return sorted(found, key=lambda file: file.key.order)
 
 
+def list_load_objects(
+    store: LakeStore, dms: DmsSettings, contract: TableContract
+) -> list[ObjectInfo]:
+    """Every full-load file of the table now in bronze, whatever its day (a reload is
+    reconciled only once all of them are applied)."""
+    prefix = table_prefix(dms, contract.schema, contract.name)
+    listings = (
+        [prefix + name for name in _FULL_LOAD_PREFIXES] if dms.date_partition.enabled else [prefix]
+    )
+    return [
+        file.info
+        for listing_prefix in listings
+        for file in _dms_files(store.list_objects(listing_prefix), dms)
+        if file.key.kind is FileKind.FULL_LOAD
+    ]
+
+
 def _dms_files(objects: Iterator[ObjectInfo], dms: DmsSettings) -> Iterator[BronzeFile]:
     for info in objects:
         try:
@@ -86,7 +105,10 @@ def read_partition_files(
         return raw_schema(contract).empty_table()
 
     def read(file: BronzeFile) -> pa.Table:
-        return read_dms_file(store.get(file.info.key), file.info.key, contract, dms)
+        # Columns the contract lacks (schema drift) stay out of the one table.
+        return without_extra_columns(
+            read_dms_file(store.get(file.info.key), file.info.key, contract, dms)
+        )
 
     with ThreadPoolExecutor(max_workers=min(_READ_WORKERS, len(files))) as pool:
         return pa.concat_tables(list(pool.map(read, files)))

@@ -88,6 +88,11 @@ class DatePartitioning:
         return _DATE_DELIMITERS[self.delimiter]
 
 
+DEFAULT_CHANGE_SEQ_NAME = "AR_H_CHANGE_SEQ"
+FORMATS = ("csv", "parquet")
+BAD_FILE_ACTIONS = ("quarantine", "fail")
+
+
 @dataclass(frozen=True)
 class DmsSettings:
     """How the DMS S3 endpoint writes files (its endpoint settings, by DMS name)."""
@@ -95,10 +100,25 @@ class DmsSettings:
     bucket_folder: str = "bronze/dms"
     include_op_for_full_load: bool = False
     timestamp_column: bool = True
+    # TimestampColumnName, where files name their columns (a header row, Parquet); empty:
+    # the column after Op (CSV without header: always the 2nd, after Op).
+    timestamp_name: str = ""
     change_seq_column: bool = False
+    # The change sequence column's name (a transformation rule's add-column, or DMS's own
+    # trailing AR_H_CHANGE_SEQ). CSV without a header: always the last column.
+    change_seq_name: str = DEFAULT_CHANGE_SEQ_NAME
     null_value: str = ""
     delimiter: str = ","
     date_partition: DatePartitioning = field(default_factory=DatePartitioning)
+    format: str = "csv"  # DataFormat: csv or parquet
+    add_column_name: bool = False  # AddColumnName: CSV files start with a header row
+    # A structurally bad file: quarantined (silver.<table>__quarantine) while the rest is
+    # merged, or "fail": the run stops.
+    on_bad_file: str = "quarantine"
+    # A full load began this long before its earliest transfer time (README, "Full loads").
+    load_start_margin_seconds: int = 60
+    # LOAD files whose transfer times lie further apart than this belong to different loads.
+    load_gap_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -235,11 +255,29 @@ def _bool(body: dict[str, Any], key: str, default: bool, where: _Where) -> bool:
     return value
 
 
+# The contract's keys under ``dms:`` (the names columns given to timestamp_column and
+# change_seq_column land in timestamp_name and change_seq_name).
+_DMS_FIELDS = {
+    "bucket_folder",
+    "include_op_for_full_load",
+    "timestamp_column",
+    "change_seq_column",
+    "null_value",
+    "delimiter",
+    "date_partition",
+    "format",
+    "add_column_name",
+    "on_bad_file",
+    "load_start_margin_seconds",
+    "load_gap_minutes",
+}
+
+
 def _parse_dms(body: Any, where: _Where) -> DmsSettings:
     if not isinstance(body, dict):
         raise where.error("must be a mapping of DMS endpoint settings")
     defaults = DmsSettings()
-    _reject_unknown(body, set(DmsSettings.__dataclass_fields__), where)
+    _reject_unknown(body, _DMS_FIELDS, where)
     delimiter = body.get("delimiter", defaults.delimiter)
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise where.at("delimiter").error(f"must be a single character, got {delimiter!r}")
@@ -249,19 +287,61 @@ def _parse_dms(body: Any, where: _Where) -> DmsSettings:
     bucket_folder = body.get("bucket_folder", defaults.bucket_folder)
     if not isinstance(bucket_folder, str):
         raise where.at("bucket_folder").error(f"must be a string, got {bucket_folder!r}")
+    timestamp_column, timestamp_name = _flag_or_name(
+        body, "timestamp_column", defaults.timestamp_column, where
+    )
+    change_seq_column, change_seq_name = _flag_or_name(
+        body, "change_seq_column", defaults.change_seq_column, where
+    )
+    change_seq_name = change_seq_name or DEFAULT_CHANGE_SEQ_NAME
     return DmsSettings(
         bucket_folder=bucket_folder.strip("/"),
         include_op_for_full_load=_bool(
             body, "include_op_for_full_load", defaults.include_op_for_full_load, where
         ),
-        timestamp_column=_bool(body, "timestamp_column", defaults.timestamp_column, where),
-        change_seq_column=_bool(body, "change_seq_column", defaults.change_seq_column, where),
+        timestamp_column=timestamp_column,
+        timestamp_name=timestamp_name,
+        change_seq_column=change_seq_column,
+        change_seq_name=change_seq_name,
         null_value=null_value,
         delimiter=delimiter,
         date_partition=_parse_date_partition(
             body.get("date_partition") or {}, where.at("date_partition")
         ),
+        format=_choice(body, "format", FORMATS, defaults.format, where),
+        add_column_name=_bool(body, "add_column_name", defaults.add_column_name, where),
+        on_bad_file=_choice(body, "on_bad_file", BAD_FILE_ACTIONS, defaults.on_bad_file, where),
+        load_start_margin_seconds=_whole(
+            body, "load_start_margin_seconds", defaults.load_start_margin_seconds, where
+        ),
+        load_gap_minutes=_whole(body, "load_gap_minutes", defaults.load_gap_minutes, where),
     )
+
+
+def _flag_or_name(body: dict[str, Any], key: str, default: bool, where: _Where) -> tuple[bool, str]:
+    """``key: true|false`` or ``key: <column name>`` (which turns it on)."""
+    value = body.get(key, default)
+    if isinstance(value, bool):
+        return value, ""
+    if isinstance(value, str) and _IDENTIFIER.match(value):
+        return True, value
+    raise where.at(key).error(f"must be true, false or a column name, got {value!r}")
+
+
+def _choice(
+    body: dict[str, Any], key: str, choices: tuple[str, ...], default: str, where: _Where
+) -> str:
+    value = str(body.get(key, default)).strip().lower()
+    if value not in choices:
+        raise where.at(key).error(f"must be one of {', '.join(choices)}, got {body.get(key)!r}")
+    return value
+
+
+def _whole(body: dict[str, Any], key: str, default: int, where: _Where) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise where.at(key).error(f"must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def _parse_date_partition(body: Any, where: _Where) -> DatePartitioning:

@@ -29,6 +29,10 @@ class ObjectInfo:
     key: str
     size: int
     last_modified: datetime  # UTC
+    # Changes whenever the object is rewritten: S3's ETag; on a local lake the file's
+    # modification time and inode (a rewrite by ``put`` replaces the inode even when it
+    # keeps the modification time).
+    etag: str = ""
 
 
 class LakeStore(ABC):
@@ -124,6 +128,7 @@ class LocalLakeStore(LakeStore):
                 key=key,
                 size=stat.st_size,
                 last_modified=_EPOCH + timedelta(microseconds=stat.st_mtime_ns // 1000),
+                etag=f"{stat.st_mtime_ns:x}.{stat.st_ino:x}",
             )
 
     def get(self, key: str) -> bytes:
@@ -193,6 +198,7 @@ class S3LakeStore(LakeStore):
                         key=item["Key"][len(self.prefix) :],
                         size=item["Size"],
                         last_modified=item["LastModified"].astimezone(UTC),
+                        etag=item.get("ETag", "").strip('"'),
                     )
         except Exception as exc:  # botocore raises many unrelated types
             raise self._fail(f"listing of {prefix!r}", exc) from exc

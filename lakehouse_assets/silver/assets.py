@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pydantic import Field
 
-from lakehouse_assets.bronze.files import list_partition_files, read_partition_files
 from lakehouse_assets.contracts import Contracts, DmsSettings, TableContract
 from lakehouse_assets.names import (
     SPARK_RESOURCE_KEY,
@@ -29,9 +28,10 @@ from lakehouse_assets.names import (
     silver_pool,
 )
 from lakehouse_assets.resources import IcebergCatalogResource, LakeResource
+from lakehouse_assets.silver.apply import RunSettings, apply_days
+from lakehouse_assets.silver.ledger import DEFAULT_LEDGER_RETENTION_DAYS
 from lakehouse_assets.silver.result import MergeResult
 from lakehouse_assets.silver.tables import rejects_identifier, table_identifier
-from lakehouse_assets.silver.writer import merge_changes
 
 ENGINE_VAR = "LAKEHOUSE_ENGINE"
 ENGINES = ("arrow", "spark")
@@ -42,6 +42,14 @@ class SilverMergeConfig(dg.Config):
         default="",
         description=(
             f"'arrow' or 'spark'; empty: {ENGINE_VAR} when the definitions loaded (default arrow)"
+        ),
+    )
+    reapply: bool = Field(
+        default=False,
+        description=(
+            "Read every file of the range again, applied or not, and let a change replace a "
+            "stored row at its own position too: a new column or a fixed typing rule then "
+            "reaches rows already merged (a backfill after a contract change)."
         ),
     )
 
@@ -57,10 +65,18 @@ def build_silver_assets(
     contracts: Contracts,
     partitions_def: dg.PartitionsDefinition,
     automation_condition: dg.AutomationCondition | None = None,
+    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS,
 ) -> list[dg.AssetsDefinition]:
     engine = default_engine()
     return [
-        _silver_asset(contract, contracts.dms, partitions_def, automation_condition, engine)
+        _silver_asset(
+            contract,
+            contracts.dms,
+            partitions_def,
+            automation_condition,
+            engine,
+            ledger_retention_days,
+        )
         for contract in contracts.tables.values()
     ]
 
@@ -71,6 +87,7 @@ def _silver_asset(
     partitions_def: dg.PartitionsDefinition,
     automation_condition: dg.AutomationCondition | None,
     default: str,
+    ledger_retention_days: int,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=silver_asset_key(contract.name),
@@ -102,34 +119,23 @@ def _silver_asset(
                 engine = "arrow"
         store = lake.store()
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        files = list_partition_files(store, dms, contract, days)
-        ingested_at = datetime.now(UTC)
-        context.log.info(
-            f"{len(files)} DMS files of {contract.name} for {len(days)} day(s); engine {engine}"
-        )
+        catalog = iceberg.catalog()
+        run_engine = None
         if engine == "spark":
-            from lakehouse_assets.silver.spark.engine import (
-                BronzeFileRef,
-                spark_merge_changes,
-                spark_uri,
-            )
+            from lakehouse_assets.silver.spark.engine import spark_engine
 
             spark = getattr(context.resources, SPARK_RESOURCE_KEY).spark_session
-            refs = [
-                BronzeFileRef(file.info.key, spark_uri(lake.uri, file.info.key)) for file in files
-            ]
-            result = spark_merge_changes(
-                spark,
-                iceberg.catalog(),
-                contract,
-                dms,
-                refs,
-                ingested_at,
-                read_bytes=lambda ref: store.get(ref.key),
-            )
-        else:
-            raw = read_partition_files(store, dms, contract, files)
-            result = merge_changes(iceberg.catalog(), contract, dms, raw, ingested_at=ingested_at)
+            run_engine = spark_engine(spark, store, lake.uri)
+        result = apply_days(
+            catalog,
+            store,
+            contract,
+            dms,
+            days,
+            datetime.now(UTC),
+            RunSettings(reapply=config.reapply, ledger_retention_days=ledger_retention_days),
+            run_engine,
+        )
         return _materialize_result(context, contract, result, engine)
 
     return silver
@@ -153,11 +159,19 @@ def _description(contract: TableContract) -> str:
 def _materialize_result(
     context: dg.AssetExecutionContext, contract: TableContract, result: MergeResult, engine: str
 ) -> dg.MaterializeResult:
+    files = result.files
     context.log.info(
-        f"{table_identifier(contract)}: {result.changes} changes -> {result.inserted} inserted, "
-        f"{result.updated} updated, {result.deleted} deleted, {result.stale} unchanged (stale), "
-        f"{result.rejected} rejected; {result.files_rewritten} files rewritten ({engine} engine)"
+        f"{table_identifier(contract)}: {files.new} new, {files.changed} changed, "
+        f"{files.already_applied} already applied, {files.quarantined} quarantined file(s); "
+        f"{result.changes} changes -> {result.inserted} inserted, {result.updated} updated, "
+        f"{result.deleted} deleted, {result.unchanged} unchanged ({result.redelivered} "
+        f"redelivered), {result.rejected} rejected, {result.swept} removed by a reload; "
+        f"{result.files_rewritten} data files rewritten ({engine} engine)"
     )
+    for key, error in result.quarantined.items():
+        context.log.warning(f"quarantined {key}: {error}")
+    for key, extra in result.schema_drift.items():
+        context.log.warning(f"schema drift in {key}: columns {extra} are not in the contract")
     return dg.MaterializeResult(
         metadata={
             "table": table_identifier(contract),
@@ -166,8 +180,17 @@ def _materialize_result(
             "inserted": result.inserted,
             "updated": result.updated,
             "deleted": result.deleted,
-            "unchanged": result.stale,
+            "unchanged": result.unchanged,
+            "redelivered": result.redelivered,
             "rejected": result.rejected,
+            "reload_removed_keys": result.swept,
+            "files_new": files.new,
+            "files_changed": files.changed,
+            "files_already_applied": files.already_applied,
+            "files_reapplied": files.reapplied,
+            "files_quarantined": files.quarantined,
+            "quarantined": dg.MetadataValue.json(result.quarantined),
+            "schema_drift": dg.MetadataValue.json(result.schema_drift),
             "files_scanned": result.files_scanned,
             "files_rewritten": result.files_rewritten,
             "files_added": result.files_added,

@@ -1,4 +1,5 @@
-"""Asset checks on every silver table: key unique, required columns set, few rejects."""
+"""Asset checks on every silver table: key unique, required columns set, few rejects, no
+bronze file waiting in quarantine."""
 
 from collections.abc import Iterator
 
@@ -7,9 +8,10 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import EqualTo
 
 from lakehouse_assets.contracts import Contracts, TableContract
-from lakehouse_assets.names import silver_asset_key
+from lakehouse_assets.names import QUARANTINE_CHECK, silver_asset_key
 from lakehouse_assets.resources import IcebergCatalogResource
 from lakehouse_assets.silver.merge import IS_DELETED, key_array
+from lakehouse_assets.silver.quarantine import quarantine_identifier, read_quarantine
 from lakehouse_assets.silver.tables import rejects_identifier, table_identifier
 
 DEFAULT_MAX_REJECT_RATIO = 0.01
@@ -40,6 +42,14 @@ def _checks(contract: TableContract, max_reject_ratio: float) -> dg.AssetChecksD
                 "rejects_below_threshold",
                 asset=asset,
                 description=f"Rejected rows are at most {max_reject_ratio:.1%} of the rows merged.",
+            ),
+            dg.AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset=asset,
+                description=(
+                    f"No structurally bad bronze file waits in {quarantine_identifier(contract)} "
+                    "(fix, replace or delete it in bronze: the next run applies or releases it)."
+                ),
             ),
         ],
     )
@@ -82,6 +92,26 @@ def _checks(contract: TableContract, max_reject_ratio: float) -> dg.AssetChecksD
                 "rows": rows,
                 "ratio": ratio,
                 "threshold": max_reject_ratio,
+            },
+        )
+
+        waiting = read_quarantine(catalog, contract)
+        yield dg.AssetCheckResult(
+            check_name=QUARANTINE_CHECK,
+            asset_key=asset,
+            passed=not waiting,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"{len(waiting)} bronze file(s) quarantined: "
+                + "; ".join(f"{key}: {entry.error}" for key, entry in sorted(waiting.items())[:5])
+                if waiting
+                else "no bronze file is quarantined"
+            ),
+            metadata={
+                "quarantined_files": len(waiting),
+                "files": dg.MetadataValue.json(
+                    {key: entry.error for key, entry in sorted(waiting.items())}
+                ),
             },
         )
 

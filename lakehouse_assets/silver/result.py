@@ -35,10 +35,12 @@ class TableWrite:
     """What one engine's merge did to ``silver.<table>``."""
 
     inserted: int  # new live rows (no stored row, or the stored row was a tombstone)
-    updated: int  # live rows replaced by a newer version
-    deleted: int  # tombstones written
-    stale: int  # changes not newer than the stored row (re-deliveries, older days)
-    files_scanned: int  # data files whose key range may hold a changed key
+    updated: int  # live rows whose values a newer change replaced
+    deleted: int  # tombstones written over live rows (or for keys never stored)
+    unchanged: int  # changes that changed no value: older, redelivered, before a reload
+    redelivered: int  # of those, copies of the stored row's change
+    swept: int  # live rows a completed reload tombstoned (keys the reload no longer holds)
+    files_scanned: int  # data files read: their key range may hold a changed key
     files_rewritten: int
     files_added: int
     snapshot_id: int | None  # the table's current snapshot after the merge
@@ -46,9 +48,20 @@ class TableWrite:
     # old and new values: which daily gold partitions must be refreshed (gold/refresh.py).
     touched_dates: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
-    def committed(self) -> bool:
-        return self.inserted + self.updated + self.deleted > 0
+    @classmethod
+    def nothing(cls, snapshot_id: int | None) -> TableWrite:
+        return cls(0, 0, 0, 0, 0, 0, 0, 0, 0, snapshot_id)
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """Which of a run's bronze files it applied (the ledger decides)."""
+
+    new: int = 0  # never applied
+    changed: int = 0  # applied before with another size or ETag: applied again
+    already_applied: int = 0  # skipped
+    quarantined: int = 0  # structurally bad: recorded in the quarantine table, not merged
+    reapplied: int = 0  # applied again on request (reapply: true)
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,9 @@ class MergeResult:
     inserted: int
     updated: int
     deleted: int
-    stale: int
+    unchanged: int
+    redelivered: int
+    swept: int
     rejected: int
     files_scanned: int
     files_rewritten: int
@@ -66,6 +81,9 @@ class MergeResult:
     max_commit_ts: datetime | None  # newest commit timestamp in this batch
     attempts: int
     touched_dates: dict[str, list[str]] = field(default_factory=dict)
+    files: FileCounts = field(default_factory=FileCounts)
+    quarantined: dict[str, str] = field(default_factory=dict)  # key -> error, this run's
+    schema_drift: dict[str, list[str]] = field(default_factory=dict)  # key -> extra columns
 
     @classmethod
     def of(
@@ -82,7 +100,9 @@ class MergeResult:
             inserted=write.inserted,
             updated=write.updated,
             deleted=write.deleted,
-            stale=write.stale,
+            unchanged=write.unchanged,
+            redelivered=write.redelivered,
+            swept=write.swept,
             rejected=rejected,
             files_scanned=write.files_scanned,
             files_rewritten=write.files_rewritten,
@@ -95,8 +115,9 @@ class MergeResult:
 
     @classmethod
     def empty(cls, snapshot_id: int | None = None) -> MergeResult:
-        write = TableWrite(0, 0, 0, 0, 0, 0, 0, snapshot_id)
-        return cls.of(write, changes=0, rejected=0, max_commit_ts=None, attempts=1)
+        return cls.of(
+            TableWrite.nothing(snapshot_id), changes=0, rejected=0, max_commit_ts=None, attempts=0
+        )
 
 
 # --------------------------------------------------------------------------- retries

@@ -236,8 +236,24 @@ def load_or_create_rejects_table(catalog: Catalog, contract: TableContract) -> T
     return table
 
 
+def is_widening(stored: IcebergType, wanted: IcebergType) -> bool:
+    """The type promotions Iceberg allows (checked here: pyiceberg's ``update_column`` also
+    accepted decimal(10,2) to decimal(12,4) and string to binary)."""
+    if isinstance(stored, IntegerType) and isinstance(wanted, LongType):
+        return True
+    if isinstance(stored, FloatType) and isinstance(wanted, DoubleType):
+        return True
+    return (
+        isinstance(stored, DecimalType)
+        and isinstance(wanted, DecimalType)
+        and wanted.scale == stored.scale
+        and wanted.precision > stored.precision
+    )
+
+
 def evolve_schema(table: Table, contract: TableContract) -> Table:
-    """Add columns new in the contract; refuse drops and type changes with what to do."""
+    """Add columns new in the contract and widen the columns the contract widens; refuse
+    drops and other type changes with what to do."""
     current = table.schema()
     existing = {field.name: field for field in current.fields if field.name not in _METADATA_TYPES}
     wanted = {column.name: column for column in contract.columns}
@@ -249,14 +265,25 @@ def evolve_schema(table: Table, contract: TableContract) -> Table:
             "sending what the source has), or drop them from the table on purpose with ALTER "
             "TABLE ... DROP COLUMN (Spark/Trino) before the next run."
         )
+    widened = []
     for name, column in wanted.items():
-        if name in existing and existing[name].field_type != iceberg_type(column):
+        if name not in existing or existing[name].field_type == iceberg_type(column):
+            continue
+        if not is_widening(existing[name].field_type, iceberg_type(column)):
             raise SchemaEvolutionError(
                 f"{table_identifier(contract)}: column {name!r} is {existing[name].field_type} in "
-                f"the Iceberg table but {column.type} in the contract. Iceberg cannot change it in "
-                "place: add a new column with the new type to the contract (and the source), or "
-                "rebuild the table by dropping it and re-running silver over all partitions."
+                f"the Iceberg table but {column.type} in the contract. Iceberg can only widen a "
+                "column (int to bigint, real to double, a decimal's precision at the same "
+                "scale): add a new column with the new type to the contract (and the source), "
+                "or rebuild the table by dropping it and re-running silver over all partitions."
             )
+        widened.append(column)
+    if widened:
+        # Older rows read back unchanged: Iceberg promotes the stored values on read.
+        with table.update_schema() as update:
+            for column in widened:
+                update.update_column(column.name, field_type=iceberg_type(column))
+        table = table.refresh()
     added = [column for column in contract.columns if column.name not in existing]
     if not added:
         return table
@@ -273,6 +300,8 @@ def write_data_files(transaction: Transaction, table: Table, rows: pa.Table) -> 
     # function its own append and copy-on-write delete use for exactly that.
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
+    if rows.num_rows == 0:
+        return []
     return list(
         _dataframe_to_data_files(
             table_metadata=transaction.table_metadata, df=rows, io=table.io, write_uuid=uuid.uuid4()

@@ -1,182 +1,436 @@
-"""Apply a batch of bronze changes to a silver Iceberg table in one commit.
+"""The arrow engine: merge a batch of changes into a silver Iceberg table in one commit.
 
-Copy-on-write, touching only data files whose key range holds a changed key:
-1. type the batch (rejects aside) and keep the newest change per key;
-2. prune the table's data files by their key bounds (min/max statistics) and
-   read only the files that may hold a changed key;
-3. plan: a change wins when its key is not stored or it is newer than the
-   stored row (merge.py);
-4. rewrite the files that hold a winning key without it, add the winners, and
-   commit both as one overwrite snapshot. A conflicting concurrent commit makes
-   the whole plan run again on the new table state.
+Copy-on-write, with memory bounded by a key range of the batch plus one data file:
+
+1. The batch arrives as key-sorted runs (changes.py), spilled to disk when large.
+2. The table's data files that may hold a batch key are found by their key bounds
+   (pruning.py). Files whose key ranges overlap form a *component*, merged together.
+3. The key space is cut into *windows* of about ``window_rows`` changes, never inside a
+   component. Window by window: the window's changes are ranked (merge.py, with the
+   table's load generations), those before the reload barrier dropped, the newest per key
+   kept; each component's files are read one at a time, planned against, and the files
+   holding a winning key rewritten with their kept rows and the winners of their own keys
+   (so key ranges stay tight and later merges keep pruning); winners of keys no file held
+   go to new files of their own.
+4. All rewrites and new files, and the table properties, are one overwrite snapshot. A
+   conflicting concurrent commit makes the whole merge run again on the new table state.
+
+A reload's sweep (generations.py) runs in the same pass: every data file is then read,
+and live rows positioned before the completed load's start become tombstones.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.catalog import Catalog
-from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table import Table
 
 from lakehouse_assets.contracts import DmsSettings, TableContract
-from lakehouse_assets.dms import COMMIT_TS, SOURCE_FILE
-from lakehouse_assets.silver.casting import cast_changes
+from lakehouse_assets.dms import CHANGE_SEQ, COMMIT_TS, OP, SOURCE_FILE, SOURCE_ROW
+from lakehouse_assets.silver.changes import ChangeRuns
+from lakehouse_assets.silver.generations import SWEEP_FILE_ORDER, Generation, LoadHistory
 from lakehouse_assets.silver.merge import (
+    FILE_ORDER,
+    INGESTED_AT,
+    IS_DELETED,
     KEY,
+    ORDER_TS,
     key_array,
     newest_per_key,
     plan_merge,
-    with_position,
+    with_key,
+    with_rank,
 )
-from lakehouse_assets.silver.pruning import candidate_files
-from lakehouse_assets.silver.rejects import replace_rejects
-from lakehouse_assets.silver.result import (
-    MergeResult,
-    TableWrite,
-    snapshot_properties,
-    with_commit_retries,
-)
-from lakehouse_assets.silver.tables import (
-    load_or_create_silver_table,
-    read_data_files,
-    write_data_files,
-)
+from lakehouse_assets.silver.pruning import StoredFile, may_hold, stored_files
+from lakehouse_assets.silver.result import TableWrite
+from lakehouse_assets.silver.tables import read_data_files, write_data_files
+
+DEFAULT_WINDOW_ROWS = 1_000_000
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
-def merge_changes(
-    catalog: Catalog,
-    contract: TableContract,
-    dms: DmsSettings,
-    raw: pa.Table,
-    ingested_at: datetime,
-) -> MergeResult:
-    """Merge a bronze batch (DMS reader output) into ``silver.<table>``; safe to repeat."""
-    typed = cast_changes(raw, contract)
-    latest = newest_per_key(with_position(typed.typed, contract.primary_key, dms))
-    batch_max = pc.max(raw[COMMIT_TS]).as_py() if raw.num_rows else None
-
-    def merge_once() -> TableWrite:
-        table = load_or_create_silver_table(catalog, contract, dms)
-        return _merge_once(table, latest, contract, dms, ingested_at, batch_max)
-
-    write, attempts = with_commit_retries(merge_once)
-    replace_rejects(catalog, contract, pc.unique(raw[SOURCE_FILE]).to_pylist(), typed.rejects)
-    return MergeResult.of(
-        write,
-        changes=raw.num_rows,
-        rejected=typed.rejects.num_rows,
-        max_commit_ts=batch_max,
-        attempts=attempts,
-    )
+@dataclass(frozen=True)
+class MergeOptions:
+    ingested_at: datetime
+    history: LoadHistory  # the table's loads, this batch's included
+    reapply: bool = False  # a change at the stored row's own position replaces it too
+    # The load completed with this batch: tombstone the live rows positioned before it.
+    sweep: Generation | None = None
+    window_rows: int = DEFAULT_WINDOW_ROWS
 
 
-def _merge_once(
+@dataclass
+class _Outcome:
+    """What the windows add up to."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    redelivered: int = 0
+    swept: int = 0
+    files_scanned: int = 0
+    rewritten: list = field(default_factory=list)
+    added: list = field(default_factory=list)
+    touched: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+
+
+@dataclass(frozen=True)
+class _Component:
+    """Data files whose key ranges overlap: merged together. ``low``/``high``: None when a
+    file has no bound (composite keys), so the component spans every key."""
+
+    files: tuple[StoredFile, ...]
+    low: Any
+    high: Any
+
+
+@dataclass(frozen=True)
+class _Window:
+    low: Any  # inclusive; None: no lower bound
+    high: Any  # exclusive; None: no upper bound
+    components: tuple[_Component, ...]
+
+
+def prepare_changes(typed: pa.Table, contract: TableContract, dms: DmsSettings) -> pa.Table:
+    """Typed changes (casting.py) with the key and file-order columns, as runs hold them."""
+    return with_key(typed, contract.primary_key, dms)
+
+
+def merge_runs(
     table: Table,
-    latest: pa.Table,
+    runs: ChangeRuns,
     contract: TableContract,
     dms: DmsSettings,
-    ingested_at: datetime,
-    batch_max: datetime | None,
+    options: MergeOptions,
+    snapshot_properties: dict[str, str],
+    table_properties: dict[str, str],
 ) -> TableWrite:
+    """Merge ``runs`` into ``table`` and commit (nothing is committed when nothing changes
+    and ``table_properties`` are already the table's)."""
     arrow_schema = table.schema().as_arrow()
-    keys = latest[KEY].combine_chunks()
-    candidates = candidate_files(table, contract, keys)
-
-    holding: list[tuple[FileScanTask, pa.Table, pa.Array]] = []
-    for task, data in read_data_files(table, candidates):
-        data_keys = key_array(data, contract.primary_key)
-        if pc.any(pc.is_in(data_keys, value_set=keys)).as_py():
-            holding.append((task, data, data_keys))
-    # promote_options: files written by other engines (Spark) read as string, pyiceberg's as
-    # large_string.
-    stored = (
-        pa.concat_tables(
-            [data.filter(pc.is_in(k, value_set=keys)) for _, data, k in holding],
-            promote_options="permissive",
+    key_range = runs.bounds()
+    if key_range is None and options.sweep is None:
+        files = []
+    else:
+        files = stored_files(table, contract, None if options.sweep else key_range)
+    components = _components(files)
+    windows = _windows(components, runs, options.window_rows)
+    outcome = _Outcome()
+    transaction = table.transaction()
+    for window in windows:
+        _merge_window(
+            transaction, table, arrow_schema, runs, window, contract, dms, options, outcome
         )
-        if holding
-        else arrow_schema.empty_table()
-    )
-    plan = plan_merge(
-        latest,
-        with_position(stored, contract.primary_key, dms),
-        pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")),
-    )
-    unchanged = TableWrite(
-        inserted=plan.inserted,
-        updated=plan.updated,
-        deleted=plan.deleted,
-        stale=plan.stale,
-        files_scanned=len(candidates),
-        files_rewritten=0,
-        files_added=0,
-        snapshot_id=table.metadata.current_snapshot_id,
-    )
-    if plan.winners.num_rows == 0:
-        return unchanged  # nothing newer than the table: no commit, nothing written
 
-    winner_keys = plan.winners[KEY].combine_chunks()
-    winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
-    replaced_rows = stored.filter(
-        pc.is_in(key_array(stored, contract.primary_key), value_set=winner_keys)
+    properties_changed = any(table.properties.get(k) != v for k, v in table_properties.items())
+    changed = bool(outcome.rewritten or outcome.added)
+    if changed:
+        with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as ow:
+            for data_file in outcome.rewritten:
+                ow.delete_data_file(data_file)
+            for data_file in outcome.added:
+                ow.append_data_file(data_file)
+    if properties_changed:
+        transaction.set_properties(table_properties)
+    if changed or properties_changed:
+        transaction.commit_transaction()
+        table = table.refresh()
+    return TableWrite(
+        inserted=outcome.inserted,
+        updated=outcome.updated,
+        deleted=outcome.deleted,
+        unchanged=outcome.unchanged,
+        redelivered=outcome.redelivered,
+        swept=outcome.swept,
+        files_scanned=outcome.files_scanned,
+        files_rewritten=len(outcome.rewritten),
+        files_added=len(outcome.added),
+        snapshot_id=table.metadata.current_snapshot_id,
+        touched_dates={
+            name: sorted(day.isoformat() for day in days)
+            for name, days in sorted(outcome.touched.items())
+            if days
+        },
     )
-    # Each rewritten file is replaced by its kept rows plus the winners of its own keys, so
-    # file key ranges stay as tight as they were and later merges keep pruning. (Writing all
-    # rewritten rows together would merge their ranges: over time every merge would touch
-    # every file.) Winners of keys no file held go to files of their own.
-    sort_keys = [(name, "ascending") for name in contract.primary_key]
-    rewritten, groups = [], []
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def _components(files: list[StoredFile]) -> list[_Component]:
+    """Files grouped where their key ranges overlap, in key order."""
+    if not files:
+        return []
+    if any(not file.bounded for file in files):
+        return [_Component(tuple(files), None, None)]
+    ordered = sorted(files, key=lambda file: file.low)
+    groups: list[list[StoredFile]] = [[ordered[0]]]
+    high = ordered[0].high
+    for file in ordered[1:]:
+        if file.low <= high:
+            groups[-1].append(file)
+            high = max(high, file.high)
+        else:
+            groups.append([file])
+            high = file.high
+    return [
+        _Component(tuple(group), group[0].low, max(file.high for file in group)) for group in groups
+    ]
+
+
+def _windows(components: list[_Component], runs: ChangeRuns, window_rows: int) -> list[_Window]:
+    """Cut the key space where about ``window_rows`` changes have passed, never inside a
+    component; each component lands in the window that holds its keys."""
+    if components and components[0].low is None:  # unbounded: one window for everything
+        return [_Window(None, None, tuple(components))]
+    lows = [component.low for component in components]
+    cuts = []
+    samples = runs.sample_keys()
+    per_sample = runs.rows / len(samples) if samples else 0
+    passed = 0.0
+    for value in samples:
+        passed += per_sample
+        if passed < window_rows:
+            continue
+        # A cut inside a component moves to the component's start.
+        index = bisect.bisect_right(lows, value) - 1
+        if index >= 0 and components[index].low < value <= components[index].high:
+            value = components[index].low
+        if not cuts or value > cuts[-1]:
+            cuts.append(value)
+            passed = 0.0
+    edges = [None, *cuts, None]
+    windows = []
+    for low, high in zip(edges, edges[1:]):
+        inside = tuple(
+            component
+            for component in components
+            if (low is None or component.low >= low) and (high is None or component.low < high)
+        )
+        windows.append(_Window(low, high, inside))
+    return windows
+
+
+# --------------------------------------------------------------------------- one window
+
+
+def _merge_window(
+    transaction,
+    table: Table,
+    arrow_schema: pa.Schema,
+    runs: ChangeRuns,
+    window: _Window,
+    contract: TableContract,
+    dms: DmsSettings,
+    options: MergeOptions,
+    outcome: _Outcome,
+) -> None:
+    latest = _latest(runs.slice(window.low, window.high), options, outcome)
+    placed = np.zeros(latest.num_rows, dtype=bool) if latest is not None else None
+    for component in window.components:
+        mine = None
+        if latest is not None:
+            in_component = _within(latest[KEY].combine_chunks(), component)
+            placed |= in_component
+            mine = latest.filter(pa.array(in_component)) if in_component.any() else None
+        if mine is None and options.sweep is None:
+            continue
+        _merge_component(
+            transaction, table, arrow_schema, mine, component, contract, dms, options, outcome
+        )
+    if latest is not None and not placed.all():
+        # Keys no data file's range holds: not stored anywhere.
+        plan = _plan(latest.filter(pa.array(~placed)), None, arrow_schema, contract, dms, options)
+        _count(outcome, plan)
+        winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
+        _touch(outcome, contract, [winners])
+        outcome.added += write_data_files(transaction, table, _sorted(winners, contract))
+
+
+def _latest(changes: pa.Table, options: MergeOptions, outcome: _Outcome) -> pa.Table | None:
+    """The window's newest change per key (None: no change), those positioned before the
+    reload barrier dropped: they are stale whenever they arrive (counted unchanged)."""
+    if changes.num_rows == 0:
+        return None
+    ranked = with_rank(changes, options.history)
+    barrier = options.history.barrier_us
+    if barrier is not None:
+        before = pc.fill_null(pc.less(ranked[ORDER_TS], _timestamp(barrier)), False)
+        outcome.unchanged += pc.sum(before.cast(pa.int64())).as_py() or 0
+        ranked = ranked.filter(pc.invert(before))
+    return newest_per_key(ranked) if ranked.num_rows else None
+
+
+def _within(keys: pa.Array, component: _Component) -> np.ndarray:
+    if component.low is None:
+        return np.ones(len(keys), dtype=bool)
+    inside = pc.and_(
+        pc.greater_equal(keys, pa.scalar(component.low, keys.type)),
+        pc.less_equal(keys, pa.scalar(component.high, keys.type)),
+    )
+    return pc.fill_null(inside, False).to_numpy(zero_copy_only=False)
+
+
+def _merge_component(
+    transaction,
+    table: Table,
+    arrow_schema: pa.Schema,
+    latest: pa.Table | None,
+    component: _Component,
+    contract: TableContract,
+    dms: DmsSettings,
+    options: MergeOptions,
+    outcome: _Outcome,
+) -> None:
+    """Plan ``latest`` (None: only the sweep) against the component's files, one file read
+    at a time, and rewrite the files that change."""
+    keys = latest[KEY].combine_chunks() if latest is not None else None
+    sweeping = options.sweep is not None
+    tasks = [
+        file.task
+        for file in component.files
+        if sweeping or (keys is not None and may_hold(file, keys))
+    ]
+    held: list[tuple[Any, pa.Table, pa.Array]] = []
+    for task, data in read_data_files(table, tasks):
+        outcome.files_scanned += 1
+        data_keys = key_array(data, contract.primary_key)
+        holds = keys is not None and pc.any(pc.is_in(data_keys, value_set=keys)).as_py()
+        if holds or sweeping:
+            held.append((task, data, data_keys))
+    winners = arrow_schema.empty_table()
+    winner_keys = None
+    if latest is not None:
+        stored = _stored_rows(held, keys, arrow_schema, contract, dms, options.history)
+        plan = _plan(latest, stored, arrow_schema, contract, dms, options)
+        _count(outcome, plan)
+        winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
+        winner_keys = plan.winners[KEY].combine_chunks()
+        replaced_rows = stored.filter(pc.is_in(stored[KEY], value_set=winner_keys))
+        _touch(outcome, contract, [winners, replaced_rows])
     placed = np.zeros(winners.num_rows, dtype=bool)
-    for task, data, data_keys in holding:
-        replaced = pc.is_in(data_keys, value_set=winner_keys)
-        if pc.any(replaced).as_py():
-            rewritten.append(task.file)
+    for task, data, data_keys in held:
+        replaced = np.zeros(data.num_rows, dtype=bool)
+        own = placed
+        if winner_keys is not None and len(winner_keys):
+            replaced = pc.is_in(data_keys, value_set=winner_keys).to_numpy(zero_copy_only=False)
             own = (
                 pc.is_in(winner_keys, value_set=data_keys).to_numpy(zero_copy_only=False) & ~placed
             )
-            placed |= own
-            kept = data.filter(pc.invert(replaced)).cast(arrow_schema)
-            groups.append(
-                pa.concat_tables([kept, winners.filter(pa.array(own))]).sort_by(sort_keys)
-            )
+        swept = _to_sweep(data, replaced, options)
+        if not replaced.any() and not swept.any():
+            continue
+        placed = placed | own
+        parts = [data.filter(pa.array(~replaced & ~swept)).cast(arrow_schema)]
+        parts.append(winners.filter(pa.array(own)))
+        if swept.any():
+            tombstones = _tombstones(data.filter(pa.array(swept)), options).cast(arrow_schema)
+            outcome.swept += tombstones.num_rows
+            _touch(outcome, contract, [tombstones])
+            parts.append(tombstones)
+        outcome.rewritten.append(task.file)
+        rows = _sorted(pa.concat_tables(parts), contract)
+        outcome.added += write_data_files(transaction, table, rows)
     if not placed.all():
-        groups.append(winners.filter(pa.array(~placed)).sort_by(sort_keys))
+        outcome.added += write_data_files(
+            transaction, table, _sorted(winners.filter(pa.array(~placed)), contract)
+        )
 
-    properties = snapshot_properties(table, batch_max)
-    with table.transaction() as transaction:
-        data_files = [
-            data_file for rows in groups for data_file in write_data_files(transaction, table, rows)
-        ]
-        with transaction.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
-            for data_file in rewritten:
-                overwrite.delete_data_file(data_file)
-            for data_file in data_files:
-                overwrite.append_data_file(data_file)
-    return replace(
-        unchanged,
-        files_rewritten=len(rewritten),
-        files_added=len(data_files),
-        snapshot_id=table.refresh().metadata.current_snapshot_id,
-        touched_dates=touched_dates(contract, [winners, replaced_rows]),
+
+def _plan(latest, stored, arrow_schema, contract, dms, options):
+    if stored is None:
+        stored = _empty_stored(arrow_schema, contract, dms, options.history)
+    return plan_merge(
+        latest,
+        stored,
+        pa.scalar(options.ingested_at, _TIMESTAMP),
+        contract.column_names,
+        options.reapply,
     )
 
 
-def touched_dates(contract: TableContract, tables: list[pa.Table]) -> dict[str, list[str]]:
-    """Per date/timestamp contract column, the sorted distinct dates (UTC) in ``tables``."""
-    touched: dict[str, list[str]] = {}
+def _sorted(rows: pa.Table, contract: TableContract) -> pa.Table:
+    return rows.sort_by([(name, "ascending") for name in contract.primary_key])
+
+
+def _timestamp(micros: int) -> pa.Scalar:
+    return pa.scalar(micros, pa.int64()).cast(_TIMESTAMP)
+
+
+def _stored_rows(held, keys, arrow_schema, contract, dms, history) -> pa.Table:
+    """The stored rows of the changed keys, with their positions."""
+    if not held or keys is None:
+        return _empty_stored(arrow_schema, contract, dms, history)
+    parts = [data.filter(pc.is_in(data_keys, value_set=keys)) for _, data, data_keys in held]
+    # promote_options: files written by other engines (Spark) read as string, pyiceberg's as
+    # large_string.
+    stored = pa.concat_tables(parts, promote_options="permissive")
+    return with_rank(with_key(stored, contract.primary_key, dms), history)
+
+
+def _empty_stored(arrow_schema, contract, dms, history) -> pa.Table:
+    return with_rank(with_key(arrow_schema.empty_table(), contract.primary_key, dms), history)
+
+
+def _to_sweep(data: pa.Table, replaced: np.ndarray, options: MergeOptions) -> np.ndarray:
+    """Live rows of ``data`` (not replaced now) positioned before the completed load."""
+    if options.sweep is None or data.num_rows == 0:
+        return np.zeros(data.num_rows, dtype=bool)
+    start = options.history.start_us(options.sweep)
+    ranked = with_rank(data.select([COMMIT_TS, FILE_ORDER]), options.history)
+    before = pc.fill_null(pc.less(ranked[ORDER_TS], _timestamp(start)), False)
+    before = before.to_numpy(zero_copy_only=False)
+    live = ~pc.fill_null(data[IS_DELETED], True).to_numpy(zero_copy_only=False)
+    return before & live & ~replaced
+
+
+def _tombstones(rows: pa.Table, options: MergeOptions) -> pa.Table:
+    """The sweep's tombstones: ranked at the load's start, first within it (SWEEP_FILE_ORDER),
+    so a late file of the same load still restores its keys."""
+    count = rows.num_rows
+    first = pa.scalar(options.sweep.first_us, pa.int64()).cast(_TIMESTAMP)
+    values = {
+        OP: pa.repeat(pa.scalar("D"), count),
+        COMMIT_TS: pa.repeat(first, count),
+        CHANGE_SEQ: pa.nulls(count, pa.string()),
+        SOURCE_FILE: pa.nulls(count, pa.string()),
+        SOURCE_ROW: pa.repeat(pa.scalar(0, pa.int64()), count),
+        FILE_ORDER: pa.repeat(pa.scalar(SWEEP_FILE_ORDER), count),
+        INGESTED_AT: pa.repeat(pa.scalar(options.ingested_at, _TIMESTAMP), count),
+        IS_DELETED: pa.repeat(pa.scalar(True), count),
+    }
+    for name, array in values.items():
+        index = rows.schema.get_field_index(name)
+        rows = rows.set_column(index, name, array.cast(rows.schema.field(name).type))
+    return rows
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+def _count(outcome: _Outcome, plan) -> None:
+    outcome.inserted += plan.inserted
+    outcome.updated += plan.updated
+    outcome.deleted += plan.deleted
+    outcome.unchanged += plan.unchanged
+    outcome.redelivered += plan.redelivered
+
+
+def _touch(outcome: _Outcome, contract: TableContract, tables: Iterable[pa.Table]) -> None:
+    """Per date/timestamp contract column, the dates (UTC) of the rows this merge changed."""
     for column in contract.columns:
         if column.type not in ("date", "timestamp", "timestamptz"):
             continue
-        days = set()
         for table in tables:
             if column.name in table.column_names and table.num_rows:
-                days.update(
-                    pc.unique(pc.cast(table[column.name], pa.date32())).drop_null().to_pylist()
-                )
-        if days:
-            touched[column.name] = sorted(day.isoformat() for day in days)
-    return touched
+                days = pc.unique(pc.cast(table[column.name], pa.date32())).drop_null()
+                outcome.touched[column.name].update(days.to_pylist())

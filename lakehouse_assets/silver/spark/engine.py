@@ -22,19 +22,16 @@ with Spark's own pruning (partition, min/max, runtime filtering on the keys).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 
-from lakehouse_assets.contracts import Column, DmsSettings, TableContract
+from lakehouse_assets.contracts import DmsSettings, TableContract
 from lakehouse_assets.dms import (
     CHANGE_SEQ,
     COMMIT_TS,
@@ -46,16 +43,45 @@ from lakehouse_assets.dms import (
     parse_object_key,
     read_dms_file,
 )
+from lakehouse_assets.lake import LakeStore
 from lakehouse_assets.names import CATALOG_NAME
+from lakehouse_assets.silver.apply import Engine, EngineRun, MergeSettings
 from lakehouse_assets.silver.casting import REASON
-from lakehouse_assets.silver.merge import FILE_ORDER, INGESTED_AT, IS_DELETED, POSITION, newer_sql
-from lakehouse_assets.silver.pruning import candidate_files
+from lakehouse_assets.silver.generations import (
+    GENERATIONS_PROPERTY,
+    SWEEP_FILE_ORDER,
+    Generation,
+    LoadHistory,
+    cdc_name_time_us,
+)
+from lakehouse_assets.silver.ledger import entry_for
+from lakehouse_assets.silver.merge import (
+    CHANGE_IDENTITY,
+    FILE_ORDER,
+    INGESTED_AT,
+    IS_DELETED,
+    KIND,
+    ORDER_TS,
+    POSITION,
+    equal_sql,
+    newer_sql,
+)
+from lakehouse_assets.silver.pruning import candidate_count
 from lakehouse_assets.silver.rejects import replace_rejects
 from lakehouse_assets.silver.result import (
     MergeResult,
     TableWrite,
     snapshot_properties,
     with_commit_retries,
+)
+from lakehouse_assets.silver.spark.reader import BronzeFileRef, local_bytes, read_bronze, spark_uri
+from lakehouse_assets.silver.spark.sql import ident, literal
+from lakehouse_assets.silver.spark.typing import (
+    SparkEngineUnsupported,
+    json_validator,
+    reason_builder,
+    timestamp_utc_sql,
+    typed_sql,
 )
 from lakehouse_assets.silver.tables import load_or_create_silver_table, table_identifier
 
@@ -72,25 +98,7 @@ _UNSUPPORTED_TYPES = {
 }
 
 
-# ------------------------------------------------------------------ inputs
-
-
-@dataclass(frozen=True)
-class BronzeFileRef:
-    """One DMS file: its key in the lake (``_source_file``) and the URI Spark reads it from."""
-
-    key: str
-    uri: str
-
-
-def spark_uri(lake_uri: str, key: str) -> str:
-    """The URI Spark reads ``key`` of the lake at ``lake_uri`` from (``s3a://`` for S3)."""
-    parsed = urlparse(lake_uri)
-    if parsed.scheme in ("s3", "s3a"):
-        prefix = parsed.path.strip("/")
-        return f"s3a://{parsed.netloc}/{prefix + '/' if prefix else ''}{key}"
-    local = parsed.path if parsed.scheme == "file" else lake_uri
-    return Path(local, key).resolve().as_uri()
+# ------------------------------------------------------------------ the merge
 
 
 def unsupported_reason(contract: TableContract) -> str | None:
@@ -99,314 +107,6 @@ def unsupported_reason(contract: TableContract) -> str | None:
         if column.type in _UNSUPPORTED_TYPES:
             return f"column {column.name!r} is {column.type}: {_UNSUPPORTED_TYPES[column.type]}"
     return None
-
-
-class SparkEngineUnsupported(ValueError):
-    """The contract uses a type Spark cannot hold; merge this table with the arrow engine."""
-
-
-# ------------------------------------------------------------------ SQL helpers
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal (Spark parses backslash escapes in literals)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-# ------------------------------------------------------------------ typing (casting.py's grammar)
-
-_INT = r"^(-?[0-9]+|0[xX][0-9a-fA-F]+)$"
-_DECIMAL = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
-_FLOAT = (
-    r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
-    r"|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
-)
-_DATE = r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$"
-# yyyy-MM-dd[( |T)HH[:mm[:ss[.f{1,6}]]]] (what Arrow's timestamp cast accepts)
-_TS = (
-    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"(?:[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?)?$"
-)
-# timestamptz: a time is required; offset Z, +hh, +hhmm or +hh:mm (casting._to_timestamptz)
-_TSTZ = (
-    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"[ T]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})([.][0-9]{1,6})?)?)?"
-    r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
-)
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_HEX = r"^(\\x)?(([0-9a-fA-F]{2})*)$"
-_INT_TYPES = {"smallint": "SMALLINT", "int": "INT", "bigint": "BIGINT"}
-
-
-def _rx(pattern: str) -> str:
-    return _lit(pattern)
-
-
-def _timestamp_parts(value: str, pattern: str) -> list[str]:
-    groups = [f"regexp_extract({value}, {_rx(pattern)}, {index})" for index in range(1, 8)]
-    year, month, day, hour, minute, second, fraction = groups
-    hour = f"coalesce(nullif({hour}, ''), '0')"
-    minute = f"coalesce(nullif({minute}, ''), '0')"
-    seconds = f"CAST(concat(coalesce(nullif({second}, ''), '0'), {fraction}) AS DECIMAL(8,6))"
-    in_range = f"(CAST({hour} AS INT) < 24 AND CAST({minute} AS INT) < 60 AND {seconds} < 60)"
-    return [
-        f"CAST({year} AS INT)",
-        f"CAST({month} AS INT)",
-        f"CAST({day} AS INT)",
-        f"CAST({hour} AS INT)",
-        f"CAST({minute} AS INT)",
-        seconds,
-        in_range,
-    ]
-
-
-# The usual shape, which Spark's own cast parses exactly as Arrow (NULL when out of range).
-_TS_FULL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?$"
-
-
-def _timestamp_ntz_sql(value: str) -> str:
-    year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TS)
-    return (
-        f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP_NTZ) "
-        f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
-        f"THEN make_timestamp_ntz({year}, {month}, {day}, {hour}, {minute}, {seconds}) END)"
-    )
-
-
-def _timestamp_utc_sql(value: str) -> str:
-    """A naive DMS timestamp read as UTC (the commit timestamp column; the session is UTC)."""
-    year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TS)
-    return (
-        f"(CASE WHEN {value} RLIKE {_rx(_TS_FULL)} THEN CAST({value} AS TIMESTAMP) "
-        f"WHEN {value} RLIKE {_rx(_TS)} AND {in_range} "
-        f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, 'UTC') END)"
-    )
-
-
-def _timestamptz_sql(value: str) -> str:
-    year, month, day, hour, minute, seconds, in_range = _timestamp_parts(value, _TSTZ)
-    offset = f"regexp_extract({value}, {_rx(_TSTZ)}, 8)"
-    zone = (
-        f"(CASE WHEN {offset} IN ('', 'Z') THEN 'UTC' "
-        f"WHEN length({offset}) = 3 THEN concat({offset}, ':00') "
-        f"WHEN length({offset}) = 5 "
-        f"THEN concat(substring({offset}, 1, 3), ':', substring({offset}, 4, 2)) "
-        f"ELSE {offset} END)"
-    )
-    return (
-        f"(CASE WHEN {value} RLIKE {_rx(_TSTZ)} AND {in_range} "
-        f"THEN make_timestamp({year}, {month}, {day}, {hour}, {minute}, {seconds}, {zone}) END)"
-    )
-
-
-def typed_sql(value: str, column: Column) -> str:
-    """SQL typing the raw string ``value`` like casting.convert_column: NULL when the value
-    cannot be typed (a non-null input with a null result is a bad value)."""
-    kind = column.type
-    decimal = column.decimal
-    if kind in ("string", "json"):
-        return value  # json is validated by a UDF (Python's parser, as casting.py)
-    if kind in _INT_TYPES:
-        sql_type = _INT_TYPES[kind]
-        target = "INT" if kind == "smallint" else sql_type  # Iceberg has no 16-bit integer
-        # Decimal digits: Spark's cast (NULL on overflow). Hex (0x..., as Arrow): by value.
-        number = (
-            f"(CASE WHEN {value} RLIKE '^0[xX]' "
-            f"THEN CAST(conv(substring({value}, 3), 16, 10) AS DECIMAL(38,0)) "
-            f"ELSE CAST({value} AS DECIMAL(38,0)) END)"
-        )
-        bounds = {"SMALLINT": 2**15, "INT": 2**31, "BIGINT": 2**63}[sql_type]
-        return (
-            f"(CASE WHEN {value} RLIKE '^-?[0-9]+$' "
-            f"THEN CAST(CAST({value} AS {sql_type}) AS {target}) "
-            f"WHEN {value} RLIKE {_rx(_INT)} AND {number} >= -{bounds} AND {number} < {bounds} "
-            f"THEN CAST({number} AS {target}) END)"
-        )
-    if decimal:
-        precision, scale = decimal
-        exact = f"CAST({value} AS DECIMAL({precision},{scale}))"
-        wide_scale = min(38, scale + 12)
-        wide = f"CAST({value} AS DECIMAL(38,{wide_scale}))"
-        # Arrow refuses a value that would need rounding to the scale, or overflow.
-        # Needs no rounding: Spark's cast, NULL on overflow.
-        plain = f"^-?[0-9]+([.][0-9]{{0,{scale}}})?$"
-        return (
-            f"(CASE WHEN {value} RLIKE {_rx(plain)} THEN {exact} "
-            f"WHEN {value} RLIKE {_rx(_DECIMAL)} AND {exact} IS NOT NULL "
-            f"AND ({wide} IS NULL OR {wide} = {exact}) THEN {exact} END)"
-        )
-    if kind in ("real", "double"):
-        sql_type = "FLOAT" if kind == "real" else "DOUBLE"
-        special = (
-            f"(CASE WHEN lower({value}) RLIKE '^[+-]?nan$' THEN 'NaN' "
-            f"WHEN lower({value}) RLIKE '^[+]?inf(inity)?$' THEN 'Infinity' "
-            f"WHEN lower({value}) RLIKE '^-inf(inity)?$' THEN '-Infinity' ELSE {value} END)"
-        )
-        return f"(CASE WHEN {value} RLIKE {_rx(_FLOAT)} THEN CAST({special} AS {sql_type}) END)"
-    if kind == "boolean":
-        return (
-            f"(CASE WHEN lower({value}) IN ('t', 'true', '1') THEN true "
-            f"WHEN lower({value}) IN ('f', 'false', '0') THEN false END)"
-        )
-    if kind == "date":
-        return f"(CASE WHEN {value} RLIKE {_rx(_DATE)} THEN CAST({value} AS DATE) END)"
-    if kind == "timestamp":
-        return _timestamp_ntz_sql(value)
-    if kind == "timestamptz":
-        return _timestamptz_sql(value)
-    if kind == "uuid":
-        return f"(CASE WHEN {value} RLIKE {_rx(_UUID)} THEN lower({value}) END)"
-    if kind == "bytes":
-        digits = f"regexp_extract({value}, {_rx(_HEX)}, 2)"
-        return f"(CASE WHEN {value} RLIKE {_rx(_HEX)} THEN unhex({digits}) END)"
-    raise SparkEngineUnsupported(
-        f"column {column.name!r}: type {kind} is not supported by the Spark engine"
-    )
-
-
-def _json_validator():
-    """A UDF body: is the text JSON by Python's parser, as casting.py checks it? Built here
-    (stdlib only, pickled by value) so executors need only Python, not this project."""
-
-    def is_valid(text):
-
-        if text is None:
-            return True
-
-        def reject(name):
-            raise ValueError(name)
-
-        try:
-            json.loads(text, parse_constant=reject)
-        except ValueError:
-            return False
-        return True
-
-    return is_valid
-
-
-def _reason_builder(names: list[str], types: list[str]):
-    """A UDF body: casting.py's ``_reason`` text (Python's repr of the value) for a reject."""
-
-    def reason(at, kind, value):
-        if kind == "bad":
-            return f"column {names[at]!r}: {value!r} is not a valid {types[at]}"
-        return f"column {names[at]!r} is required but empty"
-
-    return reason
-
-
-# ------------------------------------------------------------------ reading bronze
-
-
-def _field_names(contract: TableContract, dms: DmsSettings, has_op: bool) -> list[str]:
-    names = [OP] if has_op else []
-    names += [COMMIT_TS] if dms.timestamp_column else []
-    names += list(contract.column_names)
-    names += [CHANGE_SEQ] if dms.change_seq_column else []
-    return names
-
-
-def read_bronze(spark, files: Sequence[BronzeFileRef], contract: TableContract, dms: DmsSettings):
-    """The DMS files as the reader's columns: contract columns (raw strings), ``_op``,
-    ``_commit_ts`` still as text, ``_change_seq``, ``_source_file``, ``_source_row`` and
-    ``_file_order``."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    groups: dict[bool, list[BronzeFileRef]] = {}
-    orders = []
-    for ref in files:
-        parsed = parse_object_key(ref.key, dms)
-        has_op = parsed.kind is FileKind.CDC or dms.include_op_for_full_load
-        groups.setdefault(has_op, []).append(ref)
-        orders.append((ref.key, parsed.order_text))
-
-    frames = []
-    for has_op, refs in groups.items():
-        names = _field_names(contract, dms, has_op)
-        schema = StructType([StructField(name, StringType(), True) for name in names])
-        frame = (
-            spark.read.format("csv")
-            .schema(schema)
-            .option("header", "false")
-            .option("sep", dms.delimiter)
-            .option("quote", '"')
-            .option("escape", '"')
-            .option("multiLine", "true")
-            # DMS ends rows with \n. Without this the parser guesses the row end from the first
-            # newline in the file, which may be a \r\n inside a quoted value.
-            .option("lineSep", "\n")
-            .option("nullValue", dms.null_value)
-            .option("mode", "FAILFAST")
-            .option("encoding", "UTF-8")
-            .option("ignoreLeadingWhiteSpace", "false")
-            .option("ignoreTrailingWhiteSpace", "false")
-            .load([ref.uri for ref in refs])
-            # Right after the scan: a multi-line CSV file is one split, read in order.
-            .withColumn(_PATH, F.input_file_name())
-            .withColumn(_MID, F.monotonically_increasing_id())
-        )
-        if not has_op:
-            frame = frame.withColumn(OP, F.lit("I"))
-        if not dms.timestamp_column:
-            frame = frame.withColumn(COMMIT_TS, F.lit(None).cast("string"))
-        if not dms.change_seq_column:
-            frame = frame.withColumn(CHANGE_SEQ, F.lit(None).cast("string"))
-        frames.append(frame.select(*contract.column_names, OP, COMMIT_TS, CHANGE_SEQ, _PATH, _MID))
-    if not frames:
-        return None
-    raw = frames[0]
-    for frame in frames[1:]:
-        raw = raw.unionByName(frame)
-    raw = raw.withColumn(
-        SOURCE_ROW, F.row_number().over(Window.partitionBy(_PATH).orderBy(_MID)).cast("long")
-    )
-
-    # Spark reports the path as a URI; map it back to the lake key and the file's order.
-    reported = [(_reported_path(ref.uri), ref.key) for ref in files]
-    order_of = dict(orders)
-    mapping = spark.createDataFrame(
-        [(path, key, order_of[key]) for path, key in reported],
-        schema=f"{_PATH} string, {SOURCE_FILE} string, {FILE_ORDER} string",
-    )
-    return raw.join(F.broadcast(mapping), on=_PATH, how="left").drop(_MID)
-
-
-def _reported_path(uri: str) -> str:
-    """How ``input_file_name()`` spells a file given to the reader as ``uri``."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return "file://" + parsed.path
-    return uri
-
-
-def _diagnose(
-    files: Sequence[BronzeFileRef],
-    contract: TableContract,
-    dms: DmsSettings,
-    read_bytes: Callable[[BronzeFileRef], bytes],
-) -> None:
-    """Re-read the files with the DMS reader, which names the file, line and value at fault."""
-    for ref in files:
-        read_dms_file(read_bytes(ref), ref.key, contract, dms)  # raises DmsFormatError
-
-
-def _local_bytes(ref: BronzeFileRef) -> bytes:
-    parsed = urlparse(ref.uri)
-    if parsed.scheme != "file":
-        raise DmsFormatError(
-            f"{ref.key}: cannot re-read {ref.uri} to name the fault (pass read_bytes)"
-        )
-    return Path(unquote(parsed.path)).read_bytes()
-
-
-# ------------------------------------------------------------------ the merge
 
 
 def spark_merge_changes(
@@ -418,48 +118,298 @@ def spark_merge_changes(
     ingested_at: datetime,
     read_bytes: Callable[[BronzeFileRef], bytes] | None = None,
     timings: dict[str, float] | None = None,
+    settings: MergeSettings | None = None,
+    reread: Callable[[list[tuple[int, int]]], list[BronzeFileRef]] | None = None,
 ) -> MergeResult:
     """Merge the DMS ``files`` (one batch, any number of days) into ``silver.<table>`` with
-    Spark: the same table as ``writer.merge_changes`` over the same files; safe to repeat.
+    Spark: the same table as the arrow engine's over the same files; safe to repeat. A
+    structurally bad file raises DmsFormatError naming file and line (``spark_engine``
+    quarantines it instead).
 
     ``timings``, when given, receives the seconds of each phase: ``read`` (parse and type
     the files), ``plan`` (newest change per key, compared with the stored rows), ``merge``
     (the ``MERGE INTO`` commit) and ``rejects``."""
-    clock = _Clock(timings)
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import BooleanType
+    return _merge_files(
+        spark,
+        catalog,
+        contract,
+        dms,
+        list(files),
+        ingested_at,
+        read_bytes or local_bytes,
+        timings,
+        settings or MergeSettings(),
+        reread,
+    ).result
 
+
+@dataclass(frozen=True)
+class _FileStats:
+    rows: int
+    first: datetime | None
+    last: datetime | None
+
+
+@dataclass(frozen=True)
+class _SparkRun:
+    result: MergeResult
+    stats: dict[str, _FileStats]  # per file key that had rows
+
+
+class _BadFiles(Exception):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def spark_engine(spark, store: LakeStore, lake_uri: str) -> Engine:
+    """The Spark engine for apply.apply_days: Spark reads the files and merges them; a
+    structurally bad file is named by the DMS reader and quarantined (or, with
+    ``dms.on_bad_file: fail``, stops the run)."""
+
+    def run(catalog, contract, dms, files, ingested_at, settings, reread, loads) -> EngineRun:
+        by_key = {file.info.key: file for file in files}
+        refs = [BronzeFileRef(key, spark_uri(lake_uri, key)) for key in by_key]
+
+        def read_bytes(ref: BronzeFileRef) -> bytes:
+            return store.get(ref.key)
+
+        def read_again(windows: list[tuple[int, int]]) -> list[BronzeFileRef]:
+            extra = reread(windows)
+            by_key.update({file.info.key: file for file in extra})
+            return [BronzeFileRef(f.info.key, spark_uri(lake_uri, f.info.key)) for f in extra]
+
+        bad: dict[str, str] = {}
+        while True:
+            good = [ref for ref in refs if ref.key not in bad]
+            ready = loads.ready([by_key[ref.key] for ref in good], bad)
+            try:
+                outcome = _merge_files(
+                    spark,
+                    catalog,
+                    contract,
+                    dms,
+                    good,
+                    ingested_at,
+                    read_bytes,
+                    None,
+                    replace(settings, load_files_ready=ready),
+                    read_again,
+                    collect_bad=True,
+                )
+                break
+            except _BadFiles as found:
+                if dms.on_bad_file == "fail":
+                    raise DmsFormatError(next(iter(found.errors.values()))) from None
+                bad.update(found.errors)
+        applied = []
+        for ref in refs:
+            if ref.key in bad:
+                continue
+            stats = outcome.stats.get(ref.key, _FileStats(0, None, None))
+            applied.append(
+                entry_for(by_key[ref.key], stats.rows, (stats.first, stats.last), ingested_at)
+            )
+        return EngineRun(outcome.result, applied, bad)
+
+    return run
+
+
+def _merge_files(
+    spark,
+    catalog,
+    contract: TableContract,
+    dms: DmsSettings,
+    files: list[BronzeFileRef],
+    ingested_at: datetime,
+    read_bytes: Callable[[BronzeFileRef], bytes],
+    timings: dict[str, float] | None,
+    settings: MergeSettings,
+    reread: Callable[[list[tuple[int, int]]], list[BronzeFileRef]] | None,
+    collect_bad: bool = False,
+) -> _SparkRun:
+    from pyspark.sql import functions as F
+
+    clock = _Clock(timings)
     reason = unsupported_reason(contract)
     if reason:
         raise SparkEngineUnsupported(
             f"{table_identifier(contract)}: {reason}; use the arrow engine"
         )
-    read_bytes = read_bytes or _local_bytes
     spark_table = f"{CATALOG_NAME}.{table_identifier(contract)}"
-    load_or_create_silver_table(catalog, contract, dms)  # pyiceberg: create or evolve, format v2
+    table = load_or_create_silver_table(catalog, contract, dms)  # pyiceberg: format v2
+    staged, stats = _stage(spark, files, contract, dms, read_bytes, collect_bad)
+    if staged is not None and reread is not None:
+        before = _history(table, dms)
+        load_ranges, cdc_names = _load_facts(files, stats, dms)
+        windows = before.advanced(load_ranges, cdc_names).lowered_windows(before)
+        extra = [ref for ref in (reread(windows) if windows else []) if ref not in files]
+        if extra:
+            files = files + extra
+            staged, stats = _stage(spark, files, contract, dms, read_bytes, collect_bad)
+    if staged is None:
+        return _SparkRun(MergeResult.empty(table.metadata.current_snapshot_id), {})
+    load_ranges, cdc_names = _load_facts(files, stats, dms)
+    clock.lap("read")
+    newest = [value.last for value in stats.values() if value.last is not None]
+    batch_max = max(newest) if newest else None
+    rejected = sum(value.rejected for value in stats.values())
+    valid = staged.filter(F.col(_REJECT_AT).isNull())
 
-    raw = read_bronze(spark, files, contract, dms)
-    if raw is None:
-        return MergeResult.empty(
-            catalog.load_table(table_identifier(contract)).metadata.current_snapshot_id
+    def merge_once() -> TableWrite:
+        current = catalog.load_table(table_identifier(contract))
+        known = _history(current, dms)
+        history = known.advanced(load_ranges, cdc_names, settings.load_files_ready)
+        return _merge_once(
+            spark,
+            catalog,
+            contract,
+            spark_table,
+            valid,
+            ingested_at,
+            batch_max,
+            clock,
+            history,
+            history.completed_now(known),
+            settings.reapply,
         )
+
+    try:
+        write, attempts = with_commit_retries(merge_once)
+    finally:
+        staged.unpersist()
+    replace_rejects(catalog, contract, sorted(stats), _rejects(contract, staged, rejected))
+    clock.lap("rejects")
+    result = MergeResult.of(
+        write,
+        changes=sum(value.rows for value in stats.values()),
+        rejected=rejected,
+        max_commit_ts=batch_max,
+        attempts=attempts,
+    )
+    return _SparkRun(result, {key: _FileStats(v.rows, v.first, v.last) for key, v in stats.items()})
+
+
+@dataclass(frozen=True)
+class _StagedStats:
+    rows: int
+    rejected: int
+    first: datetime | None
+    last: datetime | None
+
+
+def _stage(spark, files, contract, dms, read_bytes, collect_bad: bool):
+    """Read and type ``files``, materialized once; per file: rows, rejects, commit range.
+    A structural fault names its file (``_BadFiles`` with ``collect_bad``, else the DMS
+    reader's DmsFormatError)."""
+    from pyspark.sql import functions as F
+
+    try:
+        # Header rows and Parquet schemas are read here, on the driver.
+        raw = read_bronze(spark, files, contract, dms, read_bytes)
+    except DmsFormatError:
+        _raise_bad(files, contract, dms, read_bytes, collect_bad)
+        raise
+    if raw is None:
+        return None, {}
+    staged = _typed(raw, contract, dms)
+    try:
+        # Materialized once: the file scan (row positions come from non-deterministic
+        # expressions, which MERGE INTO refuses in its source) and the typing.
+        staged = staged.localCheckpoint(eager=True)
+    except Exception as exc:
+        if "malformed" not in str(exc).lower() and "gzip" not in str(exc).lower():
+            raise
+        _raise_bad(files, contract, dms, read_bytes, collect_bad)
+        raise
+    per_file = (
+        staged.groupBy(SOURCE_FILE)
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col("_lh_structural").cast("int")).alias("structural"),
+            F.sum(F.col(_REJECT_AT).isNotNull().cast("int")).alias("rejected"),
+            F.unix_micros(F.min(COMMIT_TS)).alias("first_us"),
+            F.unix_micros(F.max(COMMIT_TS)).alias("last_us"),
+        )
+        .collect()
+    )
+    if any(row[SOURCE_FILE] is None for row in per_file):
+        raise RuntimeError("rows of files Spark reported under an unexpected path")
+    if any(row["structural"] for row in per_file):
+        _raise_bad(files, contract, dms, read_bytes, collect_bad)
+        raise DmsFormatError(f"{table_identifier(contract)}: rows with a bad Op or timestamp")
+    stats = {
+        row[SOURCE_FILE]: _StagedStats(
+            row["rows"], row["rejected"] or 0, _moment(row["first_us"]), _moment(row["last_us"])
+        )
+        for row in per_file
+    }
+    return staged, stats
+
+
+def _raise_bad(files, contract, dms, read_bytes, collect_bad: bool) -> None:
+    """Re-read the files with the DMS reader, which names the file, line and value at fault."""
+    errors = {}
+    for ref in files:
+        try:
+            read_dms_file(read_bytes(ref), ref.key, contract, dms)
+        except DmsFormatError as exc:
+            if not collect_bad:
+                raise
+            errors[ref.key] = str(exc)
+    if errors:
+        raise _BadFiles(errors)
+
+
+def _moment(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _history(table, dms: DmsSettings) -> LoadHistory:
+    return LoadHistory.from_property(dms, table.properties.get(GENERATIONS_PROPERTY))
+
+
+def _load_facts(files, stats, dms) -> tuple[list[tuple[int, int]], list[int]]:
+    """The LOAD files' transfer ranges and the CDC files' name times (microseconds)."""
+    ranges, names = [], []
+    for ref in files:
+        parsed = parse_object_key(ref.key, dms)
+        found = stats.get(ref.key)
+        if parsed.kind is FileKind.FULL_LOAD:
+            if found is not None and found.first is not None:
+                ranges.append((_micros(found.first), _micros(found.last)))
+        else:
+            stamp = cdc_name_time_us(parsed)
+            if stamp is not None:
+                names.append(stamp)
+    return ranges, names
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _typed(raw, contract: TableContract, dms: DmsSettings):
+    """casting.py's typing in Spark SQL: typed columns, the raw strings, reject flags."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType
 
     # --- structure: Op values and the commit timestamp, as the DMS reader checks them
     commit_ts = (
-        _timestamp_utc_sql(_q(COMMIT_TS)) if dms.timestamp_column else "CAST(NULL AS TIMESTAMP)"
+        timestamp_utc_sql(ident(COMMIT_TS)) if dms.timestamp_column else "CAST(NULL AS TIMESTAMP)"
     )
     raw = raw.withColumn(COMMIT_TS, F.expr(commit_ts))
     # --- typing: one expression per column (step 1), then flags on its results (step 2; two
     # projections, so each typing expression is evaluated once per value)
     is_delete = F.col(OP) == F.lit("D")
-    json_valid = F.udf(_json_validator(), BooleanType())
+    json_valid = F.udf(json_validator(), BooleanType())
     names = contract.column_names
     step1 = [F.col(name).alias(f"_lh_raw_{index}") for index, name in enumerate(names)]
     for index, column in enumerate(contract.columns):
         if column.type == "json":
             step1.append(json_valid(F.col(column.name)).alias(f"_lh_ok_{index}"))
         else:
-            step1.append(F.expr(typed_sql(_q(column.name), column)).alias(f"_lh_typed_{index}"))
+            step1.append(F.expr(typed_sql(ident(column.name), column)).alias(f"_lh_typed_{index}"))
     metadata = [OP, COMMIT_TS, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, FILE_ORDER]
     typed_step = raw.select(*step1, *metadata)
 
@@ -495,64 +445,13 @@ def spark_merge_changes(
     structural = F.col(OP).isNull() | ~F.col(OP).isin("I", "U", "D")
     if dms.timestamp_column:
         structural = structural | F.col(COMMIT_TS).isNull()
-    staged = typed_step.select(
+    return typed_step.select(
         *[F.col(f"_lh_raw_{index}") for index in range(len(names))],
         *typed_columns,
         *metadata,
         reject_at.alias(_REJECT_AT),
         reject_kind.alias(_REJECT_KIND),
         structural.alias("_lh_structural"),
-    )
-    try:
-        # Materialized once: the file scan (row positions come from non-deterministic
-        # expressions, which MERGE INTO refuses in its source) and the typing.
-        staged = staged.localCheckpoint(eager=True)
-    except Exception as exc:
-        if "malformed" not in str(exc).lower():
-            raise
-        _diagnose(files, contract, dms, read_bytes)
-        raise
-    summary = staged.agg(
-        F.count(F.lit(1)).alias("changes"),
-        F.sum(F.col("_lh_structural").cast("int")).alias("structural"),
-        F.sum(F.col(_REJECT_AT).isNotNull().cast("int")).alias("rejected"),
-        F.unix_micros(F.max(COMMIT_TS)).alias("max_commit_us"),
-        F.sum(F.col(SOURCE_FILE).isNull().cast("int")).alias("unmapped"),
-        F.collect_set(SOURCE_FILE).alias("files_with_rows"),
-    ).collect()[0]
-    if summary["structural"]:
-        _diagnose(files, contract, dms, read_bytes)
-        raise DmsFormatError(
-            f"{table_identifier(contract)}: {summary['structural']} rows with a bad Op or timestamp"
-        )
-    if summary["unmapped"]:
-        raise RuntimeError(
-            f"{summary['unmapped']} rows of files Spark reported under an unexpected path"
-        )
-    rejected = summary["rejected"] or 0
-    clock.lap("read")
-    max_us = summary["max_commit_us"]
-    batch_max = None if max_us is None else _EPOCH + timedelta(microseconds=max_us)
-
-    valid = staged.filter(F.col(_REJECT_AT).isNull())
-    write, attempts = with_commit_retries(
-        lambda: _merge_once(
-            spark, catalog, contract, spark_table, valid, ingested_at, batch_max, clock
-        )
-    )
-    replace_rejects(
-        catalog,
-        contract,
-        sorted(summary["files_with_rows"] or []),
-        _rejects(contract, staged, rejected),
-    )
-    clock.lap("rejects")
-    return MergeResult.of(
-        write,
-        changes=summary["changes"],
-        rejected=rejected,
-        max_commit_ts=batch_max,
-        attempts=attempts,
     )
 
 
@@ -568,18 +467,49 @@ class _Clock:
         self.last = now
 
 
+def _position(history: LoadHistory, column: Callable[[str], str]) -> dict[str, str]:
+    """The position fields (merge.POSITION) as SQL over a row whose columns ``column``
+    spells; the rank time and kind derived as merge.with_rank derives them."""
+    fields = {name: column(name) for name in POSITION if name not in (ORDER_TS, KIND)}
+    fields[ORDER_TS] = history.order_ts_sql(column(COMMIT_TS), column(FILE_ORDER))
+    fields[KIND] = f"substring({column(FILE_ORDER)}, 1, 1)"
+    return fields
+
+
 def _merge_once(
-    spark, catalog, contract, spark_table, valid, ingested_at, batch_max, clock
+    spark,
+    catalog,
+    contract: TableContract,
+    spark_table: str,
+    valid,
+    ingested_at: datetime,
+    batch_max: datetime | None,
+    clock: _Clock,
+    history: LoadHistory,
+    sweep: Generation | None,
+    reapply: bool,
 ) -> TableWrite:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     key = list(contract.primary_key)
+    values = contract.column_names
+    change = _position(history, ident)
+    ranked = valid.withColumn(ORDER_TS, F.expr(change[ORDER_TS])).withColumn(
+        KIND, F.expr(change[KIND])
+    )
+    stale = 0
+    if history.barrier_us is not None:
+        # Changes positioned before a completed reload are stale whenever they arrive.
+        before = F.col(ORDER_TS) < F.expr(f"timestamp_micros({history.barrier_us})")
+        ranked = ranked.withColumn("_lh_before", F.coalesce(before, F.lit(False)))
+        stale = ranked.filter(F.col("_lh_before")).count()
+        ranked = ranked.filter(~F.col("_lh_before")).drop("_lh_before")
     newest_first = Window.partitionBy(*key).orderBy(
         *[F.col(name).desc_nulls_last() for name in POSITION]
     )
     latest = (
-        valid.withColumn("_lh_rank", F.row_number().over(newest_first))
+        ranked.withColumn("_lh_rank", F.row_number().over(newest_first))
         .filter(F.col("_lh_rank") == 1)
         .drop("_lh_rank")
     )
@@ -588,27 +518,58 @@ def _merge_once(
     date_columns = [
         c.name for c in contract.columns if c.type in ("date", "timestamp", "timestamptz")
     ]
-
-    stored_columns = list(dict.fromkeys([*key, *POSITION, IS_DELETED, *date_columns]))
-    stored = spark.table(spark_table).select(
-        *[F.col(name).alias(f"{_STORED}{name}") for name in stored_columns]
+    stored_names = list(
+        dict.fromkeys(
+            [
+                *key,
+                *values,
+                OP,
+                COMMIT_TS,
+                CHANGE_SEQ,
+                SOURCE_FILE,
+                SOURCE_ROW,
+                FILE_ORDER,
+                IS_DELETED,
+            ]
+        )
     )
-    condition = None
+    stored = spark.table(spark_table).select(
+        *[F.col(name).alias(f"{_STORED}{name}") for name in stored_names]
+    )
+    on = None
     for name in key:
         clause = F.col(name) == F.col(f"{_STORED}{name}")
-        condition = clause if condition is None else condition & clause
-    joined = latest.join(stored, on=condition, how="left")
+        on = clause if on is None else on & clause
+    joined = latest.join(stored, on=on, how="left")
+
+    def stored_column(name: str) -> str:
+        return ident(f"{_STORED}{name}")
+
+    held = _position(history, stored_column)
+    mine = {name: ident(name) for name in [*values, OP, COMMIT_TS, CHANGE_SEQ]}
+    theirs = {name: stored_column(name) for name in [*values, OP, COMMIT_TS, CHANGE_SEQ]}
+    change_pos = {**{name: ident(name) for name in POSITION}}
     has_stored = F.col(f"{_STORED}{SOURCE_ROW}").isNotNull()
-    newer = newer_sql(
-        {name: _q(name) for name in POSITION}, {name: _q(f"{_STORED}{name}") for name in POSITION}
-    )
-    wins = (~has_stored) | F.expr(newer)
+    same_values = has_stored & F.expr(equal_sql(mine, theirs, values))
+    same_change = has_stored & F.expr(equal_sql(mine, theirs, list(CHANGE_IDENTITY)))
+    redelivery = same_change & same_values
+    skip = redelivery & F.col(CHANGE_SEQ).isNotNull()
+    wins = (~has_stored) | (F.expr(newer_sql(change_pos, held)) & ~skip)
+    if reapply:
+        wins = wins | (has_stored & F.expr(equal_sql(change_pos, held, list(POSITION))))
     stored_live = has_stored & ~F.coalesce(F.col(f"{_STORED}{IS_DELETED}"), F.lit(True))
-    joined = joined.withColumn(_WINS, wins).withColumn("_lh_stored_live", stored_live).persist()
+    joined = (
+        joined.withColumn(_WINS, wins)
+        .withColumn("_lh_stored_live", stored_live)
+        .withColumn("_lh_same_values", same_values)
+        .withColumn("_lh_redelivery", redelivery)
+        .persist()
+    )
     try:
         delete = F.col(OP) == F.lit("D")
+        live = F.col("_lh_stored_live")
         # Per date column, the dates (UTC) of the changed rows, new and old values
-        # (writer.touched_dates), collected with the counts.
+        # (writer._touch), collected with the counts.
         touched = [
             F.collect_set(F.when(F.col(_WINS), F.to_date(F.col(source)))).alias(
                 f"_lh_touched_{index}_{side}"
@@ -617,76 +578,128 @@ def _merge_once(
             for side, source in (("new", name), ("old", f"{_STORED}{name}"))
         ]
         counts = joined.agg(
-            F.sum((F.col(_WINS) & ~delete & ~F.col("_lh_stored_live")).cast("int")).alias(
-                "inserted"
+            F.count(F.lit(1)).alias("keys"),
+            F.sum((F.col(_WINS) & ~delete & ~live).cast("int")).alias("inserted"),
+            F.sum((F.col(_WINS) & ~delete & live & ~F.col("_lh_same_values")).cast("int")).alias(
+                "updated"
             ),
-            F.sum((F.col(_WINS) & ~delete & F.col("_lh_stored_live")).cast("int")).alias("updated"),
-            F.sum((F.col(_WINS) & delete).cast("int")).alias("deleted"),
-            F.sum((~F.col(_WINS)).cast("int")).alias("stale"),
+            F.sum((F.col(_WINS) & delete & (live | ~has_stored)).cast("int")).alias("deleted"),
+            F.sum(F.col(_WINS).cast("int")).alias("winners"),
+            F.sum(F.col("_lh_redelivery").cast("int")).alias("redelivered"),
             *touched,
         ).collect()[0]
+        inserted, updated, deleted = (counts[n] or 0 for n in ("inserted", "updated", "deleted"))
         planned = TableWrite(
-            inserted=counts["inserted"] or 0,
-            updated=counts["updated"] or 0,
-            deleted=counts["deleted"] or 0,
-            stale=counts["stale"] or 0,
-            files_scanned=len(
-                candidate_files(table, contract, _batch_keys(latest, contract, table))
-            ),
+            inserted=inserted,
+            updated=updated,
+            deleted=deleted,
+            unchanged=stale + (counts["keys"] or 0) - inserted - updated - deleted,
+            redelivered=counts["redelivered"] or 0,
+            swept=0,
+            files_scanned=candidate_count(table, contract, _batch_keys(latest, contract, table)),
             files_rewritten=0,
             files_added=0,
             snapshot_id=table.metadata.current_snapshot_id,
         )
-        if not planned.committed:
-            clock.lap("plan")
-            return planned  # nothing newer than the table: no commit
         touched_dates = {}
         for index, name in enumerate(date_columns):
             days = set(counts[f"_lh_touched_{index}_new"]) | set(counts[f"_lh_touched_{index}_old"])
             if days:
                 touched_dates[name] = sorted(day.isoformat() for day in days)
         clock.lap("plan")
-
-        source = joined.filter(F.col(_WINS)).select(
-            *[F.col(name) for name in table_columns if name not in (INGESTED_AT, IS_DELETED)],
-            F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
-            delete.alias(IS_DELETED),
-        )
-        view = f"_lh_changes_{contract.name}"
-        source.createOrReplaceTempView(view)
-        on = " AND ".join(f"t.{_q(name)} = s.{_q(name)}" for name in key)
-        newer = newer_sql(
-            {name: f"s.{_q(name)}" for name in POSITION},
-            {name: f"t.{_q(name)}" for name in POSITION},
-        )
-        assignments = ", ".join(f"t.{_q(name)} = s.{_q(name)}" for name in table_columns)
-        names = ", ".join(_q(name) for name in table_columns)
-        values = ", ".join(f"s.{_q(name)}" for name in table_columns)
-        statement = (
-            f"MERGE INTO {spark_table} t USING {view} s ON {on} "
-            f"WHEN MATCHED AND {newer} THEN UPDATE SET {assignments} "
-            f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-        )
-        with _commit_properties(spark, snapshot_properties(table, batch_max)):
-            spark.sql(statement)
-        spark.catalog.dropTempView(view)
+        properties = snapshot_properties(table, batch_max)
+        before_snapshot = table.metadata.current_snapshot_id
+        if counts["winners"]:
+            source = joined.filter(F.col(_WINS)).select(
+                *[F.col(name) for name in table_columns if name not in (INGESTED_AT, IS_DELETED)],
+                F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+                delete.alias(IS_DELETED),
+            )
+            view = f"_lh_changes_{contract.name}"
+            source.createOrReplaceTempView(view)
+            target = {name: f"t.{ident(name)}" for name in [*values, OP, COMMIT_TS, CHANGE_SEQ]}
+            incoming = {name: f"s.{ident(name)}" for name in [*values, OP, COMMIT_TS, CHANGE_SEQ]}
+            s_pos = _position(history, lambda name: f"s.{ident(name)}")
+            t_pos = _position(history, lambda name: f"t.{ident(name)}")
+            copy = (
+                f"({equal_sql(incoming, target, [*CHANGE_IDENTITY, *values])} "
+                f"AND s.{ident(CHANGE_SEQ)} IS NOT NULL)"
+            )
+            condition = f"({newer_sql(s_pos, t_pos)} AND NOT {copy})"
+            if reapply:
+                condition = f"({condition} OR {equal_sql(s_pos, t_pos, list(POSITION))})"
+            on_sql = " AND ".join(f"t.{ident(name)} = s.{ident(name)}" for name in key)
+            assignments = ", ".join(f"t.{ident(name)} = s.{ident(name)}" for name in table_columns)
+            names_sql = ", ".join(ident(name) for name in table_columns)
+            values_sql = ", ".join(f"s.{ident(name)}" for name in table_columns)
+            with _commit_properties(spark, properties):
+                spark.sql(
+                    f"MERGE INTO {spark_table} t USING {view} s ON {on_sql} "
+                    f"WHEN MATCHED AND {condition} THEN UPDATE SET {assignments} "
+                    f"WHEN NOT MATCHED THEN INSERT ({names_sql}) VALUES ({values_sql})"
+                )
+            spark.catalog.dropTempView(view)
+        swept = 0
+        if sweep is not None:
+            swept = _sweep(spark, spark_table, history, sweep, ingested_at, properties)
+        _set_history(catalog, contract, history)
         clock.lap("merge")
-        snapshot = catalog.load_table(table_identifier(contract)).current_snapshot()
-        summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+        after = catalog.load_table(table_identifier(contract))
+        summaries = _summaries_since(after, before_snapshot)
         return replace(
             planned,
-            files_rewritten=int(summary.get("deleted-data-files", 0)),
-            files_added=int(summary.get("added-data-files", 0)),
-            snapshot_id=snapshot.snapshot_id if snapshot else None,
+            swept=swept,
+            files_rewritten=sum(int(s.get("deleted-data-files", 0)) for s in summaries),
+            files_added=sum(int(s.get("added-data-files", 0)) for s in summaries),
+            snapshot_id=after.metadata.current_snapshot_id,
             touched_dates=touched_dates,
         )
     finally:
         joined.unpersist()
 
 
+def _summaries_since(table, snapshot_id: int | None) -> list[dict[str, str]]:
+    """The summaries of the snapshots committed after ``snapshot_id`` (this merge's)."""
+    summaries = []
+    snapshot = table.current_snapshot()
+    while snapshot is not None and snapshot.snapshot_id != snapshot_id:
+        summaries.append(snapshot.summary.additional_properties if snapshot.summary else {})
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return summaries
+
+
+def _sweep(
+    spark, spark_table: str, history: LoadHistory, sweep: Generation, ingested_at, properties
+) -> int:
+    """A completed reload's sweep (generations.py): live rows positioned before the load's
+    start become tombstones ranked first within it."""
+    rank = history.order_ts_sql(ident(COMMIT_TS), ident(FILE_ORDER))
+    where = f"NOT {ident(IS_DELETED)} AND {rank} < timestamp_micros({history.start_us(sweep)})"
+    count = spark.sql(f"SELECT count(*) FROM {spark_table} WHERE {where}").collect()[0][0]
+    if count:
+        with _commit_properties(spark, properties):
+            spark.sql(
+                f"UPDATE {spark_table} SET {ident(OP)} = 'D', {ident(IS_DELETED)} = true, "
+                f"{ident(COMMIT_TS)} = timestamp_micros({sweep.first_us}), "
+                f"{ident(CHANGE_SEQ)} = NULL, {ident(SOURCE_FILE)} = NULL, "
+                f"{ident(SOURCE_ROW)} = 0, {ident(FILE_ORDER)} = {literal(SWEEP_FILE_ORDER)}, "
+                f"{ident(INGESTED_AT)} = timestamp_micros({_micros(ingested_at)}) WHERE {where}"
+            )
+    return count
+
+
+def _set_history(catalog, contract: TableContract, history: LoadHistory) -> None:
+    table = catalog.load_table(table_identifier(contract))
+    value = history.to_property()
+    if table.properties.get(GENERATIONS_PROPERTY) != value:
+        with table.transaction() as transaction:
+            transaction.set_properties({GENERATIONS_PROPERTY: value})
+
+
 def _batch_keys(latest, contract: TableContract, table) -> pa.Array:
     """The batch's distinct keys, sorted, on the driver, as ``merge.key_array`` gives them:
-    what ``candidate_files`` prunes by."""
+    what ``pruning.candidate_count`` prunes by."""
     from pyspark.sql import functions as F
 
     if len(contract.primary_key) == 1:
@@ -749,7 +762,7 @@ def _rejects(contract: TableContract, staged, rejected: int) -> pa.Table:
     if not rejected:
         return schema.empty_table().cast(schema.set(len(names) + 1, pa.field(COMMIT_TS, timestamp)))
     reason = F.udf(
-        _reason_builder(list(names), [column.type for column in contract.columns]), StringType()
+        reason_builder(list(names), [column.type for column in contract.columns]), StringType()
     )
     raw_at = F.element_at(
         F.array(*[F.col(f"_lh_raw_{index}") for index in range(len(names))]), F.col(_REJECT_AT) + 1

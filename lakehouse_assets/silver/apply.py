@@ -1,0 +1,471 @@
+"""Applying bronze files to a silver table: which files, reading them, merging, recording.
+
+A run for days D1..Dn:
+
+1. lists the days' DMS files and reads the ledger of those days (ledger.py) and the
+   quarantine (quarantine.py): it merges only files never applied, or applied with another
+   size or ETag (``reapply``: all of them);
+2. reads them; a structurally bad file is quarantined and the rest merged
+   (``dms.on_bad_file: fail``: the run stops instead);
+3. merges them with an engine (the arrow engine here, writer.py; Spark in spark/);
+4. replaces the files' rejects, then records the files in the ledger and the quarantine.
+
+A run with nothing new reads no data file and commits nothing. Crashing between the merge
+and the ledger only makes the next run apply the same files again, which changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+
+from lakehouse_assets.bronze.files import BronzeFile, list_load_objects, list_partition_files
+from lakehouse_assets.contracts import DmsSettings, TableContract
+from lakehouse_assets.dms import (
+    COMMIT_TS,
+    SOURCE_FILE,
+    DmsFormatError,
+    FileKind,
+    extra_columns_by_file,
+    read_dms_file,
+)
+from lakehouse_assets.dms.keys import DmsObjectKey, parse_object_key
+from lakehouse_assets.lake import LakeStore, ObjectInfo
+from lakehouse_assets.silver.casting import cast_changes
+from lakehouse_assets.silver.changes import DEFAULT_SPILL_ROWS, ChangeRuns
+from lakehouse_assets.silver.generations import (
+    GENERATIONS_PROPERTY,
+    LoadHistory,
+    cdc_name_time_us,
+    transfer_range,
+)
+from lakehouse_assets.silver.ledger import (
+    DEFAULT_LEDGER_RETENTION_DAYS,
+    LOAD_SHARD,
+    LedgerEntry,
+    commit_range,
+    entry_for,
+    read_ledger,
+    record_applied,
+    shard_of,
+)
+from lakehouse_assets.silver.quarantine import (
+    QuarantinedFile,
+    quarantined,
+    read_quarantine,
+    update_quarantine,
+)
+from lakehouse_assets.silver.rejects import replace_rejects
+from lakehouse_assets.silver.result import (
+    FileCounts,
+    MergeResult,
+    snapshot_properties,
+    with_commit_retries,
+)
+from lakehouse_assets.silver.tables import load_or_create_silver_table, table_identifier
+from lakehouse_assets.silver.writer import (
+    DEFAULT_WINDOW_ROWS,
+    MergeOptions,
+    merge_runs,
+    prepare_changes,
+)
+
+# Reads are I/O bound on S3; Arrow parses each file with its own threads.
+_READ_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """One bronze file as the DMS reader returned it."""
+
+    key: DmsObjectKey
+    raw: pa.Table
+    bronze: BronzeFile | None = None  # its listing (size, ETag), when read from the lake
+
+
+# --------------------------------------------------------------------------- which files
+
+
+@dataclass(frozen=True)
+class FileSelection:
+    apply: list[BronzeFile]  # new, changed, or asked for again
+    counts: FileCounts
+
+
+def select_files(
+    listed: Sequence[BronzeFile],
+    ledger: dict[str, LedgerEntry],
+    quarantine: dict[str, QuarantinedFile],
+    reapply: bool = False,
+) -> FileSelection:
+    """The files of a run to read: never applied, applied (or quarantined) as another
+    version, or every one with ``reapply``."""
+    apply, new, changed, already, waiting, again = [], 0, 0, 0, 0, 0
+    for file in listed:
+        applied, bad = ledger.get(file.info.key), quarantine.get(file.info.key)
+        if bad is not None and bad.same_version(file) and not reapply:
+            waiting += 1
+        elif applied is not None and applied.same_version(file):
+            if reapply:
+                apply.append(file)
+                again += 1
+            else:
+                already += 1
+        else:
+            apply.append(file)
+            if applied is None and bad is None:
+                new += 1
+            else:
+                changed += 1
+    return FileSelection(apply, FileCounts(new, changed, already, waiting, again))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_files(
+    store: LakeStore,
+    contract: TableContract,
+    dms: DmsSettings,
+    files: Sequence[BronzeFile],
+) -> tuple[list[ReadFile], dict[str, str]]:
+    """The files that read, and the structural errors of those that do not (by key);
+    ``dms.on_bad_file: fail`` raises the first error instead."""
+
+    def read(file: BronzeFile) -> ReadFile | str:
+        try:
+            raw = read_dms_file(store.get(file.info.key), file.info.key, contract, dms)
+        except DmsFormatError as exc:
+            if dms.on_bad_file == "fail":
+                raise
+            return str(exc)
+        return ReadFile(file.key, raw, file)
+
+    if not files:
+        return [], {}
+    with ThreadPoolExecutor(max_workers=min(_READ_WORKERS, len(files))) as pool:
+        results = list(pool.map(read, files))
+    good = [result for result in results if isinstance(result, ReadFile)]
+    bad = {file.info.key: result for file, result in zip(files, results) if isinstance(result, str)}
+    return good, bad
+
+
+# --------------------------------------------------------------------------- merging
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    reapply: bool = False
+    window_rows: int = DEFAULT_WINDOW_ROWS
+    spill_rows: int = DEFAULT_SPILL_ROWS
+    # No LOAD file is quarantined and every LOAD file in bronze has been applied: a load may
+    # be declared complete (and reconciled) only then.
+    load_files_ready: bool = True
+
+
+def merge_read_files(
+    catalog: Catalog,
+    contract: TableContract,
+    dms: DmsSettings,
+    files: Sequence[ReadFile],
+    ingested_at: datetime,
+    settings: MergeSettings = MergeSettings(),
+    reread: Callable[[list[tuple[int, int]]], list[ReadFile]] | None = None,
+) -> MergeResult:
+    """Merge the files' changes into ``silver.<table>`` with the arrow engine, in one commit.
+
+    ``reread``: when a load turns out to start earlier than known (an earlier file of it
+    arrived), the CDC files applied earlier with commits in [new start, old start) are
+    compared again; it returns them (the ledger knows them)."""
+    files = list(files)
+    table = load_or_create_silver_table(catalog, contract, dms)
+    before = _history(table, dms)
+    windows = before.advanced(*_load_facts(files)).lowered_windows(before)
+    if windows and reread is not None:
+        known = {file.key.key for file in files}
+        files += [file for file in reread(windows) if file.key.key not in known]
+    load_ranges, cdc_names = _load_facts(files)
+    with ChangeRuns(settings.spill_rows) as runs:
+        rejects, changes, batch_max = [], 0, None
+        for file in files:
+            typed = cast_changes(file.raw, contract)
+            runs.add(prepare_changes(typed.typed, contract, dms))
+            rejects.append(typed.rejects)
+            changes += file.raw.num_rows
+            newest = pc.max(file.raw[COMMIT_TS]).as_py() if file.raw.num_rows else None
+            batch_max = (
+                max(value for value in (batch_max, newest) if value) if newest else batch_max
+            )
+
+        def merge_once():
+            current = load_or_create_silver_table(catalog, contract, dms)
+            known = _history(current, dms)
+            history = known.advanced(load_ranges, cdc_names, settings.load_files_ready)
+            options = MergeOptions(
+                ingested_at=ingested_at,
+                history=history,
+                reapply=settings.reapply,
+                sweep=history.completed_now(known),
+                window_rows=settings.window_rows,
+            )
+            return merge_runs(
+                current,
+                runs,
+                contract,
+                dms,
+                options,
+                snapshot_properties(current, batch_max),
+                {GENERATIONS_PROPERTY: history.to_property()},
+            )
+
+        write, attempts = with_commit_retries(merge_once)
+    all_rejects = pa.concat_tables(rejects, promote_options="permissive") if rejects else None
+    if all_rejects is not None:
+        replace_rejects(
+            catalog, contract, [f.key.key for f in files if f.raw.num_rows], all_rejects
+        )
+    return MergeResult.of(
+        write,
+        changes=changes,
+        rejected=all_rejects.num_rows if all_rejects is not None else 0,
+        max_commit_ts=batch_max,
+        attempts=attempts,
+    )
+
+
+def merge_changes(
+    catalog: Catalog,
+    contract: TableContract,
+    dms: DmsSettings,
+    raw: pa.Table,
+    ingested_at: datetime,
+    reapply: bool = False,
+) -> MergeResult:
+    """Merge a bronze batch (DMS reader output, any number of files) into ``silver.<table>``;
+    safe to repeat. The batch is all that is known of bronze: no ledger, no listing."""
+    files = [
+        ReadFile(parse_object_key(key, dms), raw.filter(pc.equal(raw[SOURCE_FILE], key)))
+        for key in pc.unique(raw[SOURCE_FILE]).to_pylist()
+    ]
+    return merge_read_files(
+        catalog, contract, dms, files, ingested_at, MergeSettings(reapply=reapply)
+    )
+
+
+def _history(table, dms: DmsSettings) -> LoadHistory:
+    return LoadHistory.from_property(dms, table.properties.get(GENERATIONS_PROPERTY))
+
+
+def _load_facts(files: Sequence[ReadFile]) -> tuple[list[tuple[int, int]], list[int]]:
+    """The LOAD files' transfer ranges and the CDC files' name times (microseconds)."""
+    ranges, names = [], []
+    for file in files:
+        if file.key.kind is FileKind.FULL_LOAD:
+            found = transfer_range(file.raw[COMMIT_TS]) if file.raw.num_rows else None
+            if found is not None:
+                ranges.append(found)
+        else:
+            stamp = cdc_name_time_us(file.key)
+            if stamp is not None:
+                names.append(stamp)
+    return ranges, names
+
+
+# --------------------------------------------------------------------------- a run
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    reapply: bool = False
+    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
+    merge: MergeSettings = field(default_factory=MergeSettings)
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What an engine made of a run's files."""
+
+    result: MergeResult
+    applied: list[LedgerEntry]  # the files that read (their changes merged, or all lost)
+    bad: dict[str, str]  # key -> structural error: to quarantine
+    drift: dict[str, list[str]] = field(default_factory=dict)  # key -> columns not contracted
+
+
+class Engine(Protocol):
+    def __call__(
+        self,
+        catalog: Catalog,
+        contract: TableContract,
+        dms: DmsSettings,
+        files: list[BronzeFile],
+        ingested_at: datetime,
+        settings: MergeSettings,
+        reread: Callable[[list[tuple[int, int]]], list[BronzeFile]],
+        loads: LoadReadiness,
+    ) -> EngineRun: ...
+
+
+@dataclass(frozen=True)
+class LoadReadiness:
+    """Whether a load may be declared complete: every LOAD file in bronze applied (the
+    ledger's, or read fine in this run) and none quarantined."""
+
+    in_bronze: tuple[ObjectInfo, ...]
+    applied: dict[str, tuple[int, str]]  # key -> (size, ETag) the ledger holds
+    quarantined: frozenset[str]  # LOAD keys quarantined before this run
+
+    def ready(self, read_now: Sequence[BronzeFile], bad_now: Iterable[str]) -> bool:
+        versions = dict(self.applied)
+        versions.update({file.info.key: (file.info.size, file.info.etag) for file in read_now})
+        bad = (self.quarantined - {file.info.key for file in read_now}) | set(bad_now)
+        return all(
+            obj.key not in bad and versions.get(obj.key) == (obj.size, obj.etag)
+            for obj in self.in_bronze
+        )
+
+
+def arrow_engine(store: LakeStore) -> Engine:
+    """The arrow engine: this process reads the files (dms/reader.py) and merges them."""
+
+    def run(catalog, contract, dms, files, ingested_at, settings, reread, loads) -> EngineRun:
+        good, bad = read_files(store, contract, dms, files)
+
+        def read_again(windows: list[tuple[int, int]]) -> list[ReadFile]:
+            return read_files(store, contract, dms, reread(windows))[0]
+
+        ready = loads.ready([file.bronze for file in good if file.bronze], bad)
+        result = merge_read_files(
+            catalog,
+            contract,
+            dms,
+            good,
+            ingested_at,
+            replace(settings, load_files_ready=ready),
+            read_again,
+        )
+        applied = [
+            entry_for(
+                file.bronze, file.raw.num_rows, commit_range(file.raw[COMMIT_TS]), ingested_at
+            )
+            for file in good
+            if file.bronze is not None
+        ]
+        drift = {}
+        for file in good:
+            drift.update(extra_columns_by_file(file.raw))
+        return EngineRun(result, applied, bad, drift)
+
+    return run
+
+
+def apply_days(
+    catalog: Catalog,
+    store: LakeStore,
+    contract: TableContract,
+    dms: DmsSettings,
+    days: Sequence[date],
+    ingested_at: datetime,
+    settings: RunSettings = RunSettings(),
+    engine: Engine | None = None,
+) -> MergeResult:
+    """A silver run for ``days`` (one commit at most): see the module docstring."""
+    listed = list_partition_files(store, dms, contract, days)
+    shards = {shard_of(file) for file in listed} | {LOAD_SHARD}
+    ledger = read_ledger(catalog, contract, shards)
+    quarantine = read_quarantine(catalog, contract)
+    selection = select_files(listed, ledger, quarantine, settings.reapply)
+    if not selection.apply:
+        identifier = table_identifier(contract)
+        table = catalog.load_table(identifier) if catalog.table_exists(identifier) else None
+        snapshot = table.metadata.current_snapshot_id if table is not None else None
+        return replace(MergeResult.empty(snapshot), files=selection.counts)
+    loads = LoadReadiness(
+        in_bronze=tuple(list_load_objects(store, dms, contract)),
+        applied={k: (e.size, e.etag) for k, e in ledger.items() if e.shard == LOAD_SHARD},
+        quarantined=frozenset(
+            key for key, bad in quarantine.items() if bad.kind == FileKind.FULL_LOAD.value
+        ),
+    )
+    run = (engine or arrow_engine(store))(
+        catalog,
+        contract,
+        dms,
+        selection.apply,
+        ingested_at,
+        replace(settings.merge, reapply=settings.reapply),
+        lambda windows: _applied_cdc_files(store, catalog, contract, dms, windows),
+        loads,
+    )
+    by_key = {file.info.key: file for file in selection.apply}
+    update_quarantine(
+        catalog,
+        contract,
+        quarantine,
+        [quarantined(by_key[key], error, ingested_at) for key, error in run.bad.items()],
+        [entry.key for entry in run.applied] + _removed(quarantine, listed, loads, days, dms),
+    )
+    record_applied(catalog, contract, run.applied, settings.ledger_retention_days)
+    # A file that did not read was not applied: it counts as quarantined, not as new.
+    bad_new = sum(1 for key in run.bad if key not in ledger and key not in quarantine)
+    counts = replace(
+        selection.counts,
+        new=selection.counts.new - bad_new,
+        changed=selection.counts.changed - (len(run.bad) - bad_new),
+        quarantined=selection.counts.quarantined + len(run.bad),
+    )
+    return replace(run.result, files=counts, quarantined=run.bad, schema_drift=run.drift)
+
+
+def _removed(
+    quarantine: dict[str, QuarantinedFile],
+    listed: Sequence[BronzeFile],
+    loads: LoadReadiness,
+    days: Sequence[date],
+    dms: DmsSettings,
+) -> list[str]:
+    """Quarantined files of this run's days that bronze no longer holds: deleting a bad file
+    releases it."""
+    present = {file.info.key for file in listed} | {obj.key for obj in loads.in_bronze}
+    removed = []
+    for key in quarantine:
+        if key in present:
+            continue
+        parsed = parse_object_key(key, dms)
+        if parsed.kind is FileKind.FULL_LOAD or parsed.date in days:
+            removed.append(key)
+    return removed
+
+
+def _applied_cdc_files(
+    store: LakeStore,
+    catalog: Catalog,
+    contract: TableContract,
+    dms: DmsSettings,
+    windows: list[tuple[int, int]],
+) -> list[BronzeFile]:
+    """The applied CDC files with commits inside ``windows``, as bronze holds them now (a file
+    bronze no longer holds cannot be compared again)."""
+    wanted = []
+    for entry in read_ledger(catalog, contract).values():
+        if entry.kind != FileKind.CDC.value or entry.min_commit_ts is None:
+            continue
+        low, high = _micros(entry.min_commit_ts), _micros(entry.max_commit_ts)
+        if any(low < end and high >= start for start, end in windows):
+            wanted.append(entry.key)
+    return [
+        BronzeFile(info=info, key=parse_object_key(info.key, dms))
+        for key in wanted
+        for info in store.list_objects(key)
+        if info.key == key
+    ]
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
