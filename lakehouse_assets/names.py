@@ -81,6 +81,10 @@ HISTORY = "history"
 
 # Snapshot summary property of silver commits: the newest source commit applied so far.
 MAX_COMMIT_TS_PROPERTY = "lakehouse.max-commit-ts"
+# Table property of silver.<table>: tombstones positioned before this time (ISO, UTC) were
+# purged by maintenance, so a change positioned before it can no longer be ordered and is
+# rejected instead of applied.
+TOMBSTONE_HORIZON_PROPERTY = "lakehouse.tombstone-horizon"
 
 # --------------------------------------------------------------------------- resources, IO managers
 
