@@ -1,32 +1,37 @@
-"""Silver merge cost: does it follow the size of the change, not of the table?
+"""Silver merge cost against the copy-on-write floor, with peak memory, in one run.
 
-Builds a silver table of --rows rows (one full load), then, in the same run and
-on the same table state, applies change batches of several sizes (updates of
-existing keys, spread over the key space or clustered at recent keys, plus new
-inserts) and times:
+Writes a first load of --rows rows as DMS LOAD files (--load-files of them) into a lake in
+a temporary folder and applies it (``apply_days``: the silver run the asset makes); then,
+on that table state, change batches of each --changes size as one DMS CDC file (90%
+updates of existing keys, spread over the key space or clustered at the newest keys, 10%
+inserts), and times for each:
 
-- merge: ``merge_changes`` (prunes data files by key bounds, rewrites only the
-  files holding changed keys, one commit);
-- baseline: the naive full rewrite (read the whole table, apply the changes in
-  memory, overwrite the table), which costs the same whatever the change.
+- merge: ``apply_days`` over the batch's day (reads the file, prunes data files by key
+  bounds, rewrites the files holding changed keys, one commit);
+- floor: reading the data files the merge rewrites and writing them once, nothing more
+  (measured first, on the same table state): copy-on-write cannot cost less.
 
-With ``--engine spark``, the same batches are also written as DMS CSV files and
-merged by the Spark engine (local mode, Iceberg's copy-on-write ``MERGE INTO``)
-into its own copy of the table, loaded from the same rows: both engines, same
-data, same run. Spark's time is split into its phases (read and type the files,
-plan against the stored rows, MERGE commit, rejects), and a one-row merge shows
-its fixed cost per run.
+Every phase runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own.
+
+With ``--engine spark`` the Spark engine loads and merges the same DMS files into its own
+copy of the table (local mode, Iceberg's copy-on-write ``MERGE INTO``), after the arrow
+engine, in the same run.
 
     python benchmarks/silver_merge.py --rows 1000000 --changes 1000,100000
-    python benchmarks/silver_merge.py --rows 1000000 --changes 1000,100000 --engine spark
+    python benchmarks/silver_merge.py --rows 10000000 --changes 1000,1000000
+    python benchmarks/silver_merge.py --rows 1000000 --changes 100000 --engine spark
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +39,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse_assets.contracts import Column, DmsSettings, PartitionSpec, TableContract
-from lakehouse_assets.dms import encode_dms_file, raw_schema
+from lakehouse_assets.dms import encode_dms_file
+from lakehouse_assets.lake import open_lake
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for
-from lakehouse_assets.silver.apply import merge_changes
-from lakehouse_assets.silver.casting import cast_changes
-from lakehouse_assets.silver.merge import KEY, newest_per_key, with_position
-from lakehouse_assets.silver.tables import table_identifier
+from lakehouse_assets.silver.apply import apply_days
+from lakehouse_assets.silver.merge import key_array
+from lakehouse_assets.silver.pruning import may_hold, stored_files
+from lakehouse_assets.silver.tables import read_data_files, table_identifier, write_data_files
 
 CONTRACT = TableContract(
     name="bench_order",
@@ -55,217 +61,223 @@ CONTRACT = TableContract(
     partition_by=PartitionSpec(column="created_at", transform="month"),
 )
 DMS = DmsSettings(bucket_folder="bronze/dms")
+PREFIX = "bronze/dms/public/bench_order/"
 START = np.datetime64("2023-01-01T00:00:00", "us")
+LOAD_DAY = date(2024, 1, 31)
+STATUSES = np.array(["pending", "paid", "shipped", "cancelled"])
 
 
-def raw_batch(
-    ids: np.ndarray, op: str, file_key: str, commit: str, rng: np.random.Generator
-) -> pa.Table:
-    """A bronze batch (DMS reader output) for ``ids``; created_at follows the id."""
+# --------------------------------------------------------------------------- DMS files
+
+
+def rows_for(ids: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """Contract rows for ``ids``; created_at follows the id (~86K ids a month)."""
     n = len(ids)
-    created = START + (ids * 30).astype("timedelta64[s]")  # ~1 row per 30 s: months hold ~86K ids
-    statuses = np.array(["pending", "paid", "shipped", "cancelled"])[rng.integers(0, 4, n)]
     cents = rng.integers(100, 10_000_000, n)
-    columns = {
-        "id": pa.array(ids).cast(pa.string()),
-        "tenant_id": pa.array(ids % 97).cast(pa.string()),
-        "status": pa.array(statuses),
-        "total": pc.binary_join_element_wise(
-            pa.array(cents // 100).cast(pa.string()),
-            pc.utf8_lpad(pa.array(cents % 100).cast(pa.string()), 2, "0"),
-            ".",
-        ),
-        "created_at": pc.strftime(pa.array(created), format="%Y-%m-%d %H:%M:%S"),
-        "_op": pa.array([op] * n),
-        "_commit_ts": pa.array(np.full(n, np.datetime64(commit, "us"))).cast(
-            pa.timestamp("us", tz="UTC")
-        ),
-        "_change_seq": pa.nulls(n, pa.string()),
-        "_source_file": pa.array([file_key] * n),
-        "_source_row": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-    }
-    return pa.table(columns, schema=raw_schema(CONTRACT))
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "tenant_id": pa.array(ids % 97, pa.int64()),
+            "status": pa.array(STATUSES[rng.integers(0, 4, n)]),
+            # Cents as text with a decimal point: what DMS writes for numeric(12,2).
+            "total": pc.binary_join_element_wise(
+                pa.array(cents // 100).cast(pa.string()),
+                pc.utf8_lpad(pa.array(cents % 100).cast(pa.string()), 2, "0"),
+                ".",
+            ),
+            "created_at": pa.array(START + (ids * 30).astype("timedelta64[s]")),
+        }
+    )
 
 
-def change_batch(
-    rows: int, size: int, clustered: bool, rng: np.random.Generator, day: int
-) -> pa.Table:
-    """``size`` changes: 90% updates of existing keys, 10% new keys."""
+def write_load(lake: Path, rows: int, files: int, rng: np.random.Generator) -> list[str]:
+    keys, per_file = [], -(-rows // files)
+    moment = datetime.combine(LOAD_DAY, datetime.min.time(), UTC)
+    for index, start in enumerate(range(0, rows, per_file), start=1):
+        ids = np.arange(start, min(rows, start + per_file))
+        transfer = moment + timedelta(seconds=index)
+        keys.append(write_file(lake, f"LOAD{index:08X}.csv", rows_for(ids, rng), "I", transfer))
+    return keys
+
+
+def write_changes(
+    lake: Path, rows: int, size: int, clustered: bool, day: date, rng: np.random.Generator
+) -> str:
+    """``size`` changes in one CDC file: 90% updates of existing keys, 10% new keys."""
     updates = int(size * 0.9)
-    if clustered:
-        keys = rng.choice(np.arange(max(0, rows - 50 * size), rows), updates, replace=False)
-    else:
-        keys = rng.choice(rows, updates, replace=False)
-    inserts = np.arange(rows + day * size, rows + day * size + size - updates)
-    key = f"bronze/dms/public/bench_order/2024/02/{day:02d}/202402{day:02d}-120000000.csv"
-    return pa.concat_tables(
-        [
-            raw_batch(np.sort(keys), "U", key, f"2024-02-{day:02d}T12:00:00", rng),
-            raw_batch(inserts, "I", key, f"2024-02-{day:02d}T12:00:01", rng),
-        ]
-    )
+    pool = np.arange(max(0, rows - 50 * size), rows) if clustered else np.arange(rows)
+    keys = np.sort(rng.choice(pool, updates, replace=False))
+    first_new = rows + (day - LOAD_DAY).days * size  # each batch's new keys after the last's
+    inserts = np.arange(first_new, first_new + size - updates)
+    ids = np.concatenate([keys, inserts])
+    ops = pa.array(["U"] * updates + ["I"] * (size - updates))
+    moment = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    name = f"{day:%Y%m%d}-120000000.csv"
+    return write_file(lake, name, rows_for(ids, rng), ops, moment)
 
 
-def full_rewrite(catalog, raw: pa.Table) -> None:
-    """Baseline: the whole table through memory and back."""
-    table = catalog.load_table(table_identifier(CONTRACT))
-    current = table.scan().to_arrow()
-    changes = newest_per_key(
-        with_position(cast_changes(raw, CONTRACT).typed, CONTRACT.primary_key, DMS)
-    )
-    changed = changes[KEY].combine_chunks()
-    kept = current.filter(pc.invert(pc.is_in(current["id"], value_set=changed)))
-    schema = table.schema().as_arrow()
-    new = changes.append_column(
-        "_ingested_at", pa.repeat(pa.scalar(datetime.now(UTC)), changes.num_rows)
-    )
-    new = (
-        new.append_column("_is_deleted", pc.equal(new["_op"], "D"))
-        .select(schema.names)
-        .cast(schema)
-    )
-    table.overwrite(pa.concat_tables([kept.cast(schema), new]).sort_by("id"))
-
-
-def write_dms_csv(lake: Path, raw: pa.Table) -> str:
-    """Write a bronze batch as the DMS CSV file it came from; its key."""
-    key = raw["_source_file"][0].as_py()
-    path = lake / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = encode_dms_file(raw, key, CONTRACT, DMS, ops=raw["_op"], commit_ts=raw["_commit_ts"])
-    path.write_bytes(data)
+def write_file(lake: Path, name: str, rows: pa.Table, ops, commit: datetime) -> str:
+    key = PREFIX + name
+    ops = pa.array([ops] * rows.num_rows) if isinstance(ops, str) else ops
+    stamps = pa.array([commit] * rows.num_rows, pa.timestamp("us", tz="UTC"))
+    data = encode_dms_file(rows, key, CONTRACT, DMS, ops=ops, commit_ts=stamps)
+    # Written when DMS would have: a LOAD file's day is its last-modified date.
+    open_lake(str(lake)).put(key, data, last_modified=commit)
     return key
 
 
-class SparkBench:
-    """The Spark engine on its own catalog and copy of the table, fed the same rows as CSV."""
+# --------------------------------------------------------------------------- phases
 
-    def __init__(self, scratch: Path):
+
+def run_phase(phase: str, **arguments) -> dict:
+    """Run one phase in a fresh process; its figures (seconds, peak RSS) as a dict."""
+    command = [sys.executable, __file__, "_phase", phase, json.dumps(arguments)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _catalog(scratch: str, lake: str):
+    """The catalog of ``scratch`` (its warehouse there too: each engine's copy apart)."""
+    return open_catalog(sqlite_uri_for(Path(scratch, "catalog.db")), _warehouse(scratch))
+
+
+def _warehouse(scratch: str) -> str:
+    return Path(scratch, "warehouse").resolve().as_uri()
+
+
+def phase_apply(scratch: str, lake: str, day: str, engine: str = "arrow") -> dict:
+    catalog = _catalog(scratch, lake)
+    store = open_lake(lake)
+    run_engine = None
+    if engine == "spark":
+        from lakehouse_assets.silver.spark.engine import spark_engine
         from lakehouse_assets.silver.spark.session import lakehouse_spark_session
 
-        self.lake = scratch / "spark-lake"
-        self.catalog_uri = sqlite_uri_for(scratch / "spark-catalog.db")
-        warehouse = (self.lake / "warehouse").as_uri()
-        self.catalog = open_catalog(self.catalog_uri, warehouse)
-        started = time.perf_counter()
-        self.spark = lakehouse_spark_session(self.catalog_uri, warehouse)
-        self.spark.range(1).count()  # the JVM and the executor are up
-        self.session_s = time.perf_counter() - started
-
-    def merge(self, raw: pa.Table) -> tuple[float, dict, object]:
-        from lakehouse_assets.silver.spark.engine import spark_merge_changes
-        from lakehouse_assets.silver.spark.reader import BronzeFileRef, spark_uri
-
-        key = write_dms_csv(self.lake, raw)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        result = spark_merge_changes(
-            self.spark,
-            self.catalog,
-            CONTRACT,
-            DMS,
-            [BronzeFileRef(key, spark_uri(str(self.lake), key))],
-            datetime.now(UTC),
-            timings=timings,
+        spark = lakehouse_spark_session(
+            sqlite_uri_for(Path(scratch, "catalog.db")), _warehouse(scratch)
         )
-        return time.perf_counter() - started, timings, result
-
-
-def _phases(timings: dict) -> str:
-    return " ".join(
-        f"{name} {timings.get(name, 0.0):.1f}" for name in ("read", "plan", "merge", "rejects")
+        spark.range(1).count()  # the JVM is up: its start is not the merge's cost
+        run_engine = spark_engine(spark, store, lake)
+    started = time.perf_counter()
+    result = apply_days(
+        catalog,
+        store,
+        CONTRACT,
+        DMS,
+        [date.fromisoformat(day)],
+        datetime.now(UTC),
+        engine=run_engine,
     )
+    return {
+        "seconds": time.perf_counter() - started,
+        "changes": result.changes,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "files_scanned": result.files_scanned,
+        "files_rewritten": result.files_rewritten,
+        "files_added": result.files_added,
+    }
+
+
+def phase_floor(scratch: str, lake: str, change_key: str) -> dict:
+    """Read the data files holding the batch's keys and write them once (no commit)."""
+    catalog = _catalog(scratch, lake)
+    table = catalog.load_table(table_identifier(CONTRACT))
+    store = open_lake(lake)
+    from lakehouse_assets.dms import read_dms_file
+
+    keys = pc.unique(read_dms_file(store.get(change_key), change_key, CONTRACT, DMS)["id"])
+    keys = pc.cast(keys, pa.int64())
+    keys = pc.take(keys, pc.sort_indices(keys))
+    started = time.perf_counter()
+    files = [f for f in stored_files(table, CONTRACT, None) if may_hold(f, keys)]
+    transaction = table.transaction()
+    held = 0
+    for _, data in read_data_files(table, [f.task for f in files]):
+        if pc.any(pc.is_in(key_array(data, CONTRACT.primary_key), value_set=keys)).as_py():
+            held += 1
+            write_data_files(transaction, table, data)
+    return {"seconds": time.perf_counter() - started, "files": held}
+
+
+PHASES = {"apply": phase_apply, "floor": phase_floor}
+
+
+def phase_main(phase: str, arguments: str) -> None:
+    figures = PHASES[phase](**json.loads(arguments))
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--load-files", type=int, default=10, help="LOAD files of the first load")
     parser.add_argument("--changes", default="1000,100000", help="comma-separated batch sizes")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--engine",
-        choices=("arrow", "spark"),
-        default="arrow",
-        help="spark: also merge the same batches with the Spark engine (local mode)",
-    )
+    parser.add_argument("--engine", choices=("arrow", "spark"), default="arrow")
+    parser.add_argument("--scratch", help="folder for the lake and catalog (default: a temp one)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     sizes = [int(size) for size in args.changes.split(",")]
-
-    with tempfile.TemporaryDirectory() as scratch:
-        catalog = open_catalog(
-            sqlite_uri_for(Path(scratch, "catalog.db")), Path(scratch, "wh").as_uri()
-        )
-        load = raw_batch(
-            np.arange(args.rows),
-            "I",
-            "bronze/dms/public/bench_order/LOAD00000001.csv",
-            "2024-01-31T00:00:00",
-            rng,
-        )
-        started = time.perf_counter()
-        merge_changes(catalog, CONTRACT, DMS, load, datetime.now(UTC))
-        print(f"initial load of {args.rows:,} rows: {time.perf_counter() - started:.2f} s")
-        table = catalog.load_table(table_identifier(CONTRACT))
+    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
+        lake = str(Path(scratch, "lake"))
+        write_load(Path(lake), args.rows, args.load_files, rng)
+        load = run_phase("apply", scratch=scratch, lake=lake, day=LOAD_DAY.isoformat())
+        table = _catalog(scratch, lake).load_table(table_identifier(CONTRACT))
         files = len(list(table.scan().plan_files()))
-        print(f"table: {args.rows:,} rows in {files} data files\n")
-        spark = None
-        if args.engine == "spark":
-            spark = SparkBench(Path(scratch))
-            print(f"spark: session start (JVM, local[2]) {spark.session_s:.2f} s")
-            load_s, timings, _ = spark.merge(load)
-            spark_files = len(
-                list(spark.catalog.load_table(table_identifier(CONTRACT)).scan().plan_files())
-            )
-            print(
-                f"spark: initial load of the same {args.rows:,} rows from DMS CSV: {load_s:.2f} s "
-                f"({_phases(timings)}); {spark_files} data files"
-            )
-            warm_s, timings, _ = spark.merge(
-                change_batch(args.rows, 1, False, np.random.default_rng(0), 28)
-            )
-            print(
-                f"spark: one-row merge (fixed cost of a run): {warm_s:.2f} s ({_phases(timings)})\n"
-            )
-        header = (
-            f"{'changes':>9} {'spread':<10}{'merge s':>9}"
-            f"{'files rw':>10}{'rewrite s':>11}{'rewrite/merge':>15}"
+        print(
+            f"first load: {args.rows:,} rows from {args.load_files} DMS LOAD files in "
+            f"{load['seconds']:.2f} s, peak RSS {load['peak_rss_mb']:,.0f} MB; "
+            f"{files} data files\n"
         )
-        if spark:
-            header += f"{'spark s':>9}{'spark/merge':>13}{'files rw':>10}  spark phases s"
-        print(header)
-        day = 1
+        print(
+            f"{'changes':>9} {'spread':<8}{'merge s':>9}{'floor s':>9}{'merge/floor':>13}"
+            f"{'files rw/scanned':>18}{'merge RSS MB':>14}{'floor RSS MB':>14}"
+        )
+        day = LOAD_DAY
         for size in sizes:
             for clustered in (True, False):
-                batch = change_batch(args.rows, size, clustered, rng, day)
-                day += 1
-                started = time.perf_counter()
-                result = merge_changes(catalog, CONTRACT, DMS, batch, datetime.now(UTC))
-                merge_s = time.perf_counter() - started
-                # The same changes again through the baseline (stale for the merge, but the
-                # baseline does not know that and pays the full price regardless).
-                started = time.perf_counter()
-                full_rewrite(catalog, batch)
-                rewrite_s = time.perf_counter() - started
+                day += timedelta(days=1)
+                key = write_changes(Path(lake), args.rows, size, clustered, day, rng)
+                floor = run_phase("floor", scratch=scratch, lake=lake, change_key=key)
+                merge = run_phase("apply", scratch=scratch, lake=lake, day=day.isoformat())
                 spread = "recent" if clustered else "uniform"
-                line = (
-                    f"{size:>9,} {spread:<10}{merge_s:>9.2f}"
-                    f"{result.files_rewritten:>5}/{result.files_scanned:<4}"
-                    f"{rewrite_s:>11.2f}{rewrite_s / merge_s:>14.1f}x"
+                print(
+                    f"{size:>9,} {spread:<8}{merge['seconds']:>9.2f}{floor['seconds']:>9.2f}"
+                    f"{merge['seconds'] / max(floor['seconds'], 1e-9):>12.1f}x"
+                    f"{merge['files_rewritten']:>10}/{merge['files_scanned']:<7}"
+                    f"{merge['peak_rss_mb']:>14,.0f}{floor['peak_rss_mb']:>14,.0f}"
                 )
-                if spark:
-                    spark_s, timings, spark_result = spark.merge(batch)
-                    assert (spark_result.inserted, spark_result.updated) == (
-                        result.inserted,
-                        result.updated,
-                    )
-                    line += (
-                        f"{spark_s:>9.2f}{spark_s / merge_s:>12.1f}x"
-                        f"{spark_result.files_rewritten:>10}"
-                        f"  {_phases(timings)}"
-                    )
-                print(line)
+        if args.engine == "spark":
+            spark_scratch = Path(scratch, "spark")
+            spark_scratch.mkdir()
+            spark_lake = Path(scratch, "lake")  # the same DMS files, another catalog
+            _catalog(str(spark_scratch), str(spark_lake))
+            print("\nspark engine, its own copy of the table from the same DMS files:")
+            started_day = LOAD_DAY
+            for index in range(1 + 2 * len(sizes)):
+                spark = run_phase(
+                    "apply",
+                    scratch=str(spark_scratch),
+                    lake=str(spark_lake),
+                    day=(started_day + timedelta(days=index)).isoformat(),
+                    engine="spark",
+                )
+                print(
+                    f"  day {index}: {spark['changes']:>10,} changes in {spark['seconds']:.2f} s, "
+                    f"{spark['files_rewritten']} files rewritten, peak RSS "
+                    f"{spark['peak_rss_mb']:,.0f} MB (driver)"
+                )
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "_phase":
+        phase_main(sys.argv[2], sys.argv[3])
+    else:
+        main()

@@ -114,6 +114,7 @@ PARTITION_COLUMN_METADATA = "partition_column"
 
 LANDING_SENSOR_NAME = "dms_landing_sensor"
 RUN_FAILURE_SENSOR_NAME = "lakehouse_run_failure_alert"
+CHECK_FAILURE_SENSOR_NAME = "lakehouse_check_failure_alert"
 AUTOMATION_SENSOR_NAME = "lakehouse_automation"
 GOLD_REFRESH_SENSOR_NAME = "gold_refresh_sensor"
 FRESHNESS_CHECK = "freshness"

@@ -18,9 +18,14 @@ from lakehouse_assets.contracts import parse_contracts
 from lakehouse_assets.dms import DmsFormatError, encode_csv_rows
 from lakehouse_assets.lake import open_lake
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.names import TOMBSTONE_HORIZON_PROPERTY
 from lakehouse_assets.silver.apply import RunSettings, apply_days
 from lakehouse_assets.silver.quarantine import read_quarantine
-from lakehouse_assets.silver.tables import SchemaEvolutionError, table_identifier
+from lakehouse_assets.silver.tables import (
+    SchemaEvolutionError,
+    rejects_identifier,
+    table_identifier,
+)
 
 D1, D2, D3 = date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)
 
@@ -383,3 +388,27 @@ def test_any_other_retype_is_refused_with_what_to_do(make_lake, before, after):
     other.cdc(at(D2, 10), [["I", at(D2, 9), 2, "8"]])
     with pytest.raises(SchemaEvolutionError, match="can only widen"):
         other.run(D2)
+
+
+# ------------------------------------------------------------------ the tombstone horizon
+
+
+def test_a_change_older_than_the_tombstone_horizon_is_rejected_not_applied(make_lake):
+    """Maintenance purged the tombstones positioned before the horizon: an older change that
+    arrives later cannot be ordered against them, so it must not bring its key back."""
+    lake = make_lake()
+    lake.cdc(at(D2, 10), [["I", at(D2, 9), 1, "one", "1.00"]])
+    lake.run(D2)
+    table = lake.catalog.load_table(table_identifier(lake.contract))
+    with table.transaction() as transaction:
+        transaction.set_properties({TOMBSTONE_HORIZON_PROPERTY: at(D2, 0).isoformat()})
+    late = lake.cdc(at(D1, 10), [["I", at(D1, 9), 2, "purged long ago", "2.00"]])
+    lake.cdc(at(D2, 11), [["U", at(D2, 10), 1, "one b", "1.00"]])
+    first, second = lake.run(D1), lake.run(D2)
+    assert lake.live() == {1: "one b"}
+    assert first.rejected == 1 and second.rejected == 0
+    [reject] = (
+        lake.catalog.load_table(rejects_identifier(lake.contract)).scan().to_arrow().to_pylist()
+    )
+    assert reject["_source_file"] == late and reject["id"] == "2"
+    assert reject["_reason"].startswith("positioned before the tombstone horizon 2024-05-02")

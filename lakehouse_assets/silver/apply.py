@@ -16,7 +16,8 @@ and the ledger only makes the next run apply the same files again, which changes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -38,7 +39,7 @@ from lakehouse_assets.dms import (
 )
 from lakehouse_assets.dms.keys import DmsObjectKey, parse_object_key
 from lakehouse_assets.lake import LakeStore, ObjectInfo
-from lakehouse_assets.silver.casting import cast_changes
+from lakehouse_assets.silver.casting import REASON, cast_changes
 from lakehouse_assets.silver.changes import DEFAULT_SPILL_ROWS, ChangeRuns
 from lakehouse_assets.silver.generations import (
     GENERATIONS_PROPERTY,
@@ -56,6 +57,7 @@ from lakehouse_assets.silver.ledger import (
     record_applied,
     shard_of,
 )
+from lakehouse_assets.silver.merge import too_old_reason
 from lakehouse_assets.silver.quarantine import (
     QuarantinedFile,
     quarantined,
@@ -67,6 +69,7 @@ from lakehouse_assets.silver.result import (
     FileCounts,
     MergeResult,
     snapshot_properties,
+    tombstone_horizon,
     with_commit_retries,
 )
 from lakehouse_assets.silver.tables import load_or_create_silver_table, table_identifier
@@ -77,8 +80,10 @@ from lakehouse_assets.silver.writer import (
     prepare_changes,
 )
 
-# Reads are I/O bound on S3; Arrow parses each file with its own threads.
+# Reads are I/O bound on S3; Arrow parses each file with its own threads. At most
+# _READ_AHEAD files are held read but not yet typed.
 _READ_WORKERS = 8
+_READ_AHEAD = 2 * _READ_WORKERS
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,11 @@ def read_files(
     contract: TableContract,
     dms: DmsSettings,
     files: Sequence[BronzeFile],
-) -> tuple[list[ReadFile], dict[str, str]]:
-    """The files that read, and the structural errors of those that do not (by key);
-    ``dms.on_bad_file: fail`` raises the first error instead."""
+    bad: dict[str, str],
+) -> Iterator[ReadFile]:
+    """The files that read, in order, a few read ahead in threads (so a batch is never held
+    whole); the structural error of each one that does not goes to ``bad`` (by key), or,
+    with ``dms.on_bad_file: fail``, is raised."""
 
     def read(file: BronzeFile) -> ReadFile | str:
         try:
@@ -149,12 +156,24 @@ def read_files(
         return ReadFile(file.key, raw, file)
 
     if not files:
-        return [], {}
+        return
     with ThreadPoolExecutor(max_workers=min(_READ_WORKERS, len(files))) as pool:
-        results = list(pool.map(read, files))
-    good = [result for result in results if isinstance(result, ReadFile)]
-    bad = {file.info.key: result for file, result in zip(files, results) if isinstance(result, str)}
-    return good, bad
+        pending: deque = deque()
+        for file in files:
+            pending.append((file, pool.submit(read, file)))
+            if len(pending) >= _READ_AHEAD:
+                yield from _ready(pending.popleft(), bad)
+        while pending:
+            yield from _ready(pending.popleft(), bad)
+
+
+def _ready(item, bad: dict[str, str]) -> Iterator[ReadFile]:
+    file, future = item
+    result = future.result()
+    if isinstance(result, str):
+        bad[file.info.key] = result
+    else:
+        yield result
 
 
 # --------------------------------------------------------------------------- merging
@@ -165,49 +184,113 @@ class MergeSettings:
     reapply: bool = False
     window_rows: int = DEFAULT_WINDOW_ROWS
     spill_rows: int = DEFAULT_SPILL_ROWS
-    # No LOAD file is quarantined and every LOAD file in bronze has been applied: a load may
-    # be declared complete (and reconciled) only then.
-    load_files_ready: bool = True
+
+
+@dataclass
+class _Batch:
+    """A batch being read: its typed changes as runs, its rejects, what the files say about
+    loads, and each file's rows and commit range (for the ledger)."""
+
+    runs: ChangeRuns
+    rejects: list[pa.Table] = field(default_factory=list)
+    changes: int = 0
+    batch_max: datetime | None = None
+    load_ranges: list[tuple[int, int]] = field(default_factory=list)
+    cdc_names: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # files with rows (their rejects replaced)
+    stats: dict[str, tuple[int, tuple[datetime | None, datetime | None]]] = field(
+        default_factory=dict
+    )
+    drift: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(
+        self,
+        file: ReadFile,
+        contract: TableContract,
+        dms: DmsSettings,
+        history: LoadHistory,
+        horizon: datetime | None,
+    ) -> None:
+        raw = file.raw
+        self.stats[file.key.key] = (raw.num_rows, commit_range(raw[COMMIT_TS]))
+        self.drift.update(extra_columns_by_file(raw))
+        if file.key.kind is FileKind.FULL_LOAD:
+            found = transfer_range(raw[COMMIT_TS]) if raw.num_rows else None
+            if found is not None:
+                self.load_ranges.append(found)
+        else:
+            stamp = cdc_name_time_us(file.key)
+            if stamp is not None:
+                self.cdc_names.append(stamp)
+        if raw.num_rows == 0:
+            return
+        self.keys.append(file.key.key)
+        self.changes += raw.num_rows
+        newest = pc.max(raw[COMMIT_TS]).as_py()
+        if newest is not None:
+            self.batch_max = max(newest, self.batch_max) if self.batch_max else newest
+        raw, too_old = _split_at_horizon(raw, file.key, history, horizon)
+        if too_old is not None:
+            self.rejects.append(too_old)
+        typed = cast_changes(raw, contract)
+        self.runs.add(prepare_changes(typed.typed, contract, dms))
+        self.rejects.append(typed.rejects)
+
+
+def _split_at_horizon(raw: pa.Table, key: DmsObjectKey, history: LoadHistory, horizon):
+    """Changes positioned before the tombstone horizon go to the rejects: the tombstones
+    they would be ordered against are purged, so applying them could bring a key back."""
+    if horizon is None:
+        return raw, None
+    orders = pa.array([key.order_text] * raw.num_rows, pa.string())
+    rank = history.order_ts(raw[COMMIT_TS].combine_chunks(), orders)
+    before = pc.fill_null(pc.less(rank, pa.scalar(horizon, pa.timestamp("us", tz="UTC"))), False)
+    if not pc.any(before).as_py():
+        return raw, None
+    old = raw.filter(before)
+    old = old.append_column(REASON, pa.array([too_old_reason(horizon)] * old.num_rows, pa.string()))
+    return raw.filter(pc.invert(before)), old
 
 
 def merge_read_files(
     catalog: Catalog,
     contract: TableContract,
     dms: DmsSettings,
-    files: Sequence[ReadFile],
+    files: Iterable[ReadFile],
     ingested_at: datetime,
-    settings: MergeSettings = MergeSettings(),
-    reread: Callable[[list[tuple[int, int]]], list[ReadFile]] | None = None,
-) -> MergeResult:
+    settings: MergeSettings | None = None,
+    reread: Callable[[list[tuple[int, int]]], Iterable[ReadFile]] | None = None,
+    loads_ready: Callable[[Sequence[str]], bool] = lambda read_keys: True,
+) -> tuple[MergeResult, _Batch]:
     """Merge the files' changes into ``silver.<table>`` with the arrow engine, in one commit.
+    ``files`` are consumed one at a time (a file's raw rows are dropped once typed), so a
+    batch of any size is held as spilled runs, not in memory.
 
     ``reread``: when a load turns out to start earlier than known (an earlier file of it
     arrived), the CDC files applied earlier with commits in [new start, old start) are
-    compared again; it returns them (the ledger knows them)."""
-    files = list(files)
+    compared again; it returns them (the ledger knows them). ``loads_ready``, asked once the
+    files are read: may a load be declared complete (and reconciled)? Only when no LOAD file
+    is quarantined and every LOAD file in bronze has been applied."""
+    settings = settings or MergeSettings()
     table = load_or_create_silver_table(catalog, contract, dms)
     before = _history(table, dms)
-    windows = before.advanced(*_load_facts(files)).lowered_windows(before)
-    if windows and reread is not None:
-        known = {file.key.key for file in files}
-        files += [file for file in reread(windows) if file.key.key not in known]
-    load_ranges, cdc_names = _load_facts(files)
+    horizon = tombstone_horizon(table)
     with ChangeRuns(settings.spill_rows) as runs:
-        rejects, changes, batch_max = [], 0, None
+        batch = _Batch(runs)
         for file in files:
-            typed = cast_changes(file.raw, contract)
-            runs.add(prepare_changes(typed.typed, contract, dms))
-            rejects.append(typed.rejects)
-            changes += file.raw.num_rows
-            newest = pc.max(file.raw[COMMIT_TS]).as_py() if file.raw.num_rows else None
-            batch_max = (
-                max(value for value in (batch_max, newest) if value) if newest else batch_max
-            )
+            batch.add(file, contract, dms, before, horizon)
+        windows = before.advanced(batch.load_ranges, batch.cdc_names).lowered_windows(before)
+        if windows and reread is not None:
+            for file in reread(windows):
+                if file.key.key not in batch.stats:
+                    batch.add(file, contract, dms, before, horizon)
+
+        ready = loads_ready(list(batch.stats))
 
         def merge_once():
             current = load_or_create_silver_table(catalog, contract, dms)
             known = _history(current, dms)
-            history = known.advanced(load_ranges, cdc_names, settings.load_files_ready)
+            history = known.advanced(batch.load_ranges, batch.cdc_names, ready)
             options = MergeOptions(
                 ingested_at=ingested_at,
                 history=history,
@@ -221,23 +304,24 @@ def merge_read_files(
                 contract,
                 dms,
                 options,
-                snapshot_properties(current, batch_max),
+                snapshot_properties(current, batch.batch_max),
                 {GENERATIONS_PROPERTY: history.to_property()},
             )
 
         write, attempts = with_commit_retries(merge_once)
-    all_rejects = pa.concat_tables(rejects, promote_options="permissive") if rejects else None
-    if all_rejects is not None:
-        replace_rejects(
-            catalog, contract, [f.key.key for f in files if f.raw.num_rows], all_rejects
-        )
-    return MergeResult.of(
+    rejects = (
+        pa.concat_tables(batch.rejects, promote_options="permissive") if batch.rejects else None
+    )
+    if rejects is not None:
+        replace_rejects(catalog, contract, batch.keys, rejects)
+    result = MergeResult.of(
         write,
-        changes=changes,
-        rejected=all_rejects.num_rows if all_rejects is not None else 0,
-        max_commit_ts=batch_max,
+        changes=batch.changes,
+        rejected=rejects.num_rows if rejects is not None else 0,
+        max_commit_ts=batch.batch_max,
         attempts=attempts,
     )
+    return result, batch
 
 
 def merge_changes(
@@ -254,28 +338,14 @@ def merge_changes(
         ReadFile(parse_object_key(key, dms), raw.filter(pc.equal(raw[SOURCE_FILE], key)))
         for key in pc.unique(raw[SOURCE_FILE]).to_pylist()
     ]
-    return merge_read_files(
+    result, _ = merge_read_files(
         catalog, contract, dms, files, ingested_at, MergeSettings(reapply=reapply)
     )
+    return result
 
 
 def _history(table, dms: DmsSettings) -> LoadHistory:
     return LoadHistory.from_property(dms, table.properties.get(GENERATIONS_PROPERTY))
-
-
-def _load_facts(files: Sequence[ReadFile]) -> tuple[list[tuple[int, int]], list[int]]:
-    """The LOAD files' transfer ranges and the CDC files' name times (microseconds)."""
-    ranges, names = [], []
-    for file in files:
-        if file.key.kind is FileKind.FULL_LOAD:
-            found = transfer_range(file.raw[COMMIT_TS]) if file.raw.num_rows else None
-            if found is not None:
-                ranges.append(found)
-        else:
-            stamp = cdc_name_time_us(file.key)
-            if stamp is not None:
-                names.append(stamp)
-    return ranges, names
 
 
 # --------------------------------------------------------------------------- a run
@@ -335,32 +405,33 @@ def arrow_engine(store: LakeStore) -> Engine:
     """The arrow engine: this process reads the files (dms/reader.py) and merges them."""
 
     def run(catalog, contract, dms, files, ingested_at, settings, reread, loads) -> EngineRun:
-        good, bad = read_files(store, contract, dms, files)
+        bad: dict[str, str] = {}
+        by_key = {file.info.key: file for file in files}
 
-        def read_again(windows: list[tuple[int, int]]) -> list[ReadFile]:
-            return read_files(store, contract, dms, reread(windows))[0]
+        def read_again(windows: list[tuple[int, int]]) -> Iterator[ReadFile]:
+            extra = reread(windows)
+            by_key.update({file.info.key: file for file in extra})
+            return read_files(store, contract, dms, extra, bad)
 
-        ready = loads.ready([file.bronze for file in good if file.bronze], bad)
-        result = merge_read_files(
+        def ready(read_keys: Sequence[str]) -> bool:
+            return loads.ready([by_key[key] for key in read_keys if key in by_key], bad)
+
+        result, batch = merge_read_files(
             catalog,
             contract,
             dms,
-            good,
+            read_files(store, contract, dms, files, bad),
             ingested_at,
-            replace(settings, load_files_ready=ready),
+            settings,
             read_again,
+            ready,
         )
         applied = [
-            entry_for(
-                file.bronze, file.raw.num_rows, commit_range(file.raw[COMMIT_TS]), ingested_at
-            )
-            for file in good
-            if file.bronze is not None
+            entry_for(by_key[key], rows, commit, ingested_at)
+            for key, (rows, commit) in batch.stats.items()
+            if key in by_key
         ]
-        drift = {}
-        for file in good:
-            drift.update(extra_columns_by_file(file.raw))
-        return EngineRun(result, applied, bad, drift)
+        return EngineRun(result, applied, bad, batch.drift)
 
     return run
 

@@ -1,17 +1,19 @@
 """A batch's typed changes as key-sorted runs, in memory or spilled to local disk.
 
 The arrow engine never needs a batch in one piece: it merges it key range by key range
-(writer.py). Each file's typed rows become a run sorted by key; runs past
-``spill_rows`` in total go to Arrow IPC files in a temporary folder and are read back
-memory-mapped, so a full load of any size is held one file at a time. A key range is cut
-out of every run by binary search (runs are sorted), without scanning them.
+(writer.py). Each file's typed rows become a run sorted by key. Once the batch passes
+``spill_rows``, runs go to Arrow IPC files in a temporary folder, in record batches of
+``_BATCH_ROWS`` whose first and last keys stay in memory: a key range is then read from
+disk batch by batch (only the batches it touches), so a full load of any size is held one
+file and one window at a time. Within a batch, the range is cut by binary search (runs are
+sorted), without scanning.
 """
 
 from __future__ import annotations
 
 import bisect
 import tempfile
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,7 @@ import pyarrow.compute as pc
 from lakehouse_assets.silver.merge import KEY
 
 DEFAULT_SPILL_ROWS = 2_000_000
-_SAMPLE_EVERY = 65_536  # rows between the keys sampled to cut windows
-
-
-def sort_value(value: Any) -> Any:
-    """Keys compare as Iceberg's bounds decode them: dates as days, timestamps as
-    microseconds (see pruning.comparable_keys)."""
-    return value
+_BATCH_ROWS = 65_536  # rows per spilled record batch; also how often keys are sampled
 
 
 class _SortedKeys:
@@ -43,34 +39,96 @@ class _SortedKeys:
         return self.keys[index].as_py()
 
 
+def _cut(rows: pa.Table, low: Any, high: Any) -> pa.Table:
+    """The rows of key-sorted ``rows`` with ``low <= key < high`` (None: unbounded)."""
+    keys = _SortedKeys(rows[KEY].combine_chunks())
+    start = 0 if low is None else bisect.bisect_left(keys, low)
+    stop = len(keys) if high is None else bisect.bisect_left(keys, high)
+    return rows.slice(start, max(0, stop - start))
+
+
+def sorted_by_key(rows: pa.Table) -> pa.Table:
+    """``rows`` in key order (sorted only when they are not already)."""
+    keys = rows[KEY].combine_chunks()
+    if len(keys) < 2 or pc.all(pc.less_equal(keys[:-1], keys[1:])).as_py():
+        return rows.combine_chunks()
+    return rows.sort_by([(KEY, "ascending")]).combine_chunks()
+
+
+@dataclass(frozen=True)
+class _SpilledRun:
+    """A run on disk: its record batches' first and last keys, read back on demand."""
+
+    path: Path
+    firsts: list[Any]
+    lasts: list[Any]
+    rows: int
+
+    def cut(self, low: Any, high: Any) -> list[pa.Table]:
+        # Batches whose key range meets [low, high): the last key >= low, the first < high.
+        start = 0 if low is None else bisect.bisect_left(self.lasts, low)
+        stop = len(self.firsts) if high is None else bisect.bisect_left(self.firsts, high)
+        if stop <= start:
+            return []
+        with pa.OSFile(str(self.path)) as source:
+            reader = pa.ipc.open_file(source)
+            batches = [reader.get_batch(index) for index in range(start, stop)]
+        return [_cut(pa.Table.from_batches(batches), low, high)]
+
+
 class ChangeRuns:
     """Key-sorted runs of typed changes (``KEY`` holds comparable key values)."""
 
     def __init__(self, spill_rows: int = DEFAULT_SPILL_ROWS):
         self.spill_rows = spill_rows
-        self._runs: list[pa.Table] = []
+        self._memory: list[pa.Table] = []
+        self._spilled: list[_SpilledRun] = []
         self._folder: tempfile.TemporaryDirectory | None = None
+        self._samples: list[Any] = []
+        self.schema: pa.Schema | None = None
         self.rows = 0
+        self._low: Any = None
+        self._high: Any = None
 
     def add(self, changes: pa.Table) -> None:
         if changes.num_rows == 0:
             return
-        run = changes.sort_by([(KEY, "ascending")]).combine_chunks()
+        run = sorted_by_key(changes)
+        keys = run[KEY]
+        first, last = keys[0].as_py(), keys[-1].as_py()
+        self._low = first if self._low is None else min(self._low, first)
+        self._high = last if self._high is None else max(self._high, last)
+        self._samples += [keys[index].as_py() for index in range(0, len(keys), _BATCH_ROWS)]
+        self.schema = self.schema or run.schema
         self.rows += run.num_rows
         if self.rows > self.spill_rows:
-            run = self._spill(run)
-        self._runs.append(run)
+            self._spill(run)
+            if self._memory:  # everything goes to disk once the batch is large
+                for held in self._memory:
+                    self._spill(held)
+                self._memory = []
+        else:
+            self._memory.append(run)
 
-    def _spill(self, run: pa.Table) -> pa.Table:
+    def _spill(self, run: pa.Table) -> None:
         if self._folder is None:
             self._folder = tempfile.TemporaryDirectory(prefix="lakehouse-changes-")
-        path = Path(self._folder.name, f"run-{len(self._runs):06d}.arrow")
+        path = Path(self._folder.name, f"run-{len(self._spilled):06d}.arrow")
+        batches = run.to_batches(max_chunksize=_BATCH_ROWS)
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, run.schema) as writer:
-            writer.write_table(run)
-        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+            for batch in batches:
+                writer.write_batch(batch)
+        self._spilled.append(
+            _SpilledRun(
+                path,
+                [batch.column(KEY)[0].as_py() for batch in batches],
+                [batch.column(KEY)[-1].as_py() for batch in batches],
+                run.num_rows,
+            )
+        )
 
     def close(self) -> None:
-        self._runs = []
+        self._memory, self._spilled = [], []
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
@@ -81,50 +139,24 @@ class ChangeRuns:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    @property
-    def schema(self) -> pa.Schema | None:
-        return self._runs[0].schema if self._runs else None
-
     def bounds(self) -> tuple[Any, Any] | None:
         """The smallest and largest key of the batch."""
-        if not self._runs:
-            return None
-        lows = [run[KEY][0].as_py() for run in self._runs]
-        highs = [run[KEY][-1].as_py() for run in self._runs]
-        return min(lows), max(highs)
+        return None if self._low is None else (self._low, self._high)
 
     def slice(self, low: Any = None, high: Any = None) -> pa.Table:
         """Every run's rows with ``low <= key < high`` (None: unbounded), as one table."""
-        parts = []
-        for run in self._runs:
-            keys = _SortedKeys(
-                run[KEY].chunk(0) if run[KEY].num_chunks == 1 else run[KEY].combine_chunks()
-            )
-            start = 0 if low is None else bisect.bisect_left(keys, low)
-            stop = len(keys) if high is None else bisect.bisect_left(keys, high)
-            if stop > start:
-                parts.append(run.slice(start, stop - start))
+        parts = [_cut(run, low, high) for run in self._memory]
+        for run in self._spilled:
+            parts += run.cut(low, high)
+        parts = [part for part in parts if part.num_rows]
         if not parts:
             return self.schema.empty_table() if self.schema else pa.table({})
         return pa.concat_tables(parts, promote_options="permissive")
 
-    def has_keys(self, low: Any, high: Any) -> bool:
-        """Does any run hold a key in ``[low, high]`` (both inclusive)?"""
-        for run in self._runs:
-            keys = _SortedKeys(run[KEY].combine_chunks())
-            index = bisect.bisect_left(keys, low)
-            if index < len(keys) and keys[index] <= high:
-                return True
-        return False
-
     def sample_keys(self) -> list[Any]:
-        """Every ``_SAMPLE_EVERY``-th key of every run, sorted: where windows may be cut."""
-        samples = []
-        for run in self._runs:
-            keys = run[KEY].combine_chunks()
-            samples += [keys[index].as_py() for index in range(0, len(keys), _SAMPLE_EVERY)]
-        return sorted(samples)
+        """A key every ``_BATCH_ROWS`` rows of every run, sorted: where windows may be cut."""
+        return sorted(self._samples)
 
-    def unique_keys(self) -> Iterator[pa.Array]:
-        for run in self._runs:
-            yield pc.unique(run[KEY])
+    @property
+    def sample_rows(self) -> int:
+        return _BATCH_ROWS

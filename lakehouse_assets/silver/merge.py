@@ -21,6 +21,7 @@ would depend on the order files are applied in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -124,6 +125,12 @@ def newest_per_key(changes: pa.Table) -> pa.Table:
     """Keep the newest change of every key (input from ``with_position``)."""
     if changes.num_rows == 0:
         return changes
+    keys = changes[KEY].combine_chunks()
+    if pc.count_distinct(keys).as_py() == changes.num_rows:
+        # One change per key already (a full load): nothing to choose, only key order.
+        if len(keys) < 2 or pc.all(pc.less(keys[:-1], keys[1:])).as_py():
+            return changes
+        return changes.sort_by([(KEY, "ascending")])
     ordered = changes.sort_by(
         [(KEY, "ascending", "at_start")] + [(name, "ascending", "at_start") for name in POSITION]
     )
@@ -187,6 +194,14 @@ def equal_sql(change: dict[str, str], stored: dict[str, str], names: list[str]) 
     return " AND ".join(f"({change[name]} <=> {stored[name]})" for name in names) or "true"
 
 
+def too_old_reason(horizon: datetime) -> str:
+    """The reject reason of a change positioned before the tombstone horizon."""
+    return (
+        f"positioned before the tombstone horizon {horizon.isoformat()}: tombstones older than "
+        "it were purged, so this change can no longer be ordered against them"
+    )
+
+
 # The fields that identify a change (with its op and values: a redelivery).
 CHANGE_IDENTITY = (COMMIT_TS, CHANGE_SEQ, OP)
 
@@ -205,6 +220,13 @@ def plan_merge(
     update from a redelivery or an equal-valued change. ``reapply``: a change at the
     stored row's own position replaces it too (a backfill after a contract change).
     """
+    if stored.num_rows == 0:
+        # Nothing stored for these keys (a first load): every change wins as it is.
+        winners = latest.append_column(
+            INGESTED_AT, pa.repeat(ingested_at, latest.num_rows)
+        ).append_column(IS_DELETED, pc.equal(latest[OP], "D"))
+        deleted = pc.sum(winners[IS_DELETED].cast(pa.int64())).as_py() or 0
+        return MergePlan(winners, latest.num_rows - deleted, 0, deleted, 0, 0)
     compared = [*POSITION, OP, *value_columns]
     joined = latest.select([KEY]).append_column(
         "_change_index", pa.array(np.arange(latest.num_rows))

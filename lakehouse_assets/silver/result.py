@@ -18,7 +18,7 @@ from typing import TypeVar
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table
 
-from lakehouse_assets.names import MAX_COMMIT_TS_PROPERTY
+from lakehouse_assets.names import MAX_COMMIT_TS_PROPERTY, TOMBSTONE_HORIZON_PROPERTY
 
 COMMIT_ATTEMPTS = 8
 # How a lost commit race surfaces: pyiceberg raises CommitFailedException, or, once its
@@ -168,6 +168,15 @@ def max_commit_ts(table: Table) -> datetime | None:
         return None
     newest = datetime.fromisoformat(value)
     return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+
+
+def tombstone_horizon(table: Table) -> datetime | None:
+    """Before this time, maintenance purged the tombstones (names.TOMBSTONE_HORIZON_PROPERTY)."""
+    value = table.properties.get(TOMBSTONE_HORIZON_PROPERTY)
+    if not value:
+        return None
+    horizon = datetime.fromisoformat(value)
+    return horizon if horizon.tzinfo else horizon.replace(tzinfo=UTC)
 
 
 def snapshot_properties(table: Table, batch_max: datetime | None) -> dict[str, str]:

@@ -249,7 +249,8 @@ def _merge_window(
         )
     if latest is not None and not placed.all():
         # Keys no data file's range holds: not stored anywhere.
-        plan = _plan(latest.filter(pa.array(~placed)), None, arrow_schema, contract, dms, options)
+        rest = latest.filter(pa.array(~placed)) if placed.any() else latest
+        plan = _plan(rest, None, arrow_schema, contract, dms, options)
         _count(outcome, plan)
         winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
         _touch(outcome, contract, [winners])
@@ -359,6 +360,11 @@ def _plan(latest, stored, arrow_schema, contract, dms, options):
 
 
 def _sorted(rows: pa.Table, contract: TableContract) -> pa.Table:
+    """Key order inside a data file keeps its key range tight (merges prune by it)."""
+    if len(contract.primary_key) == 1 and rows.num_rows > 1:
+        keys = rows[contract.primary_key[0]].combine_chunks()
+        if pc.all(pc.less_equal(keys[:-1], keys[1:])).as_py():
+            return rows  # already in key order (a window of a run)
     return rows.sort_by([(name, "ascending") for name in contract.primary_key])
 
 

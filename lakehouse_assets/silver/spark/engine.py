@@ -65,6 +65,7 @@ from lakehouse_assets.silver.merge import (
     POSITION,
     equal_sql,
     newer_sql,
+    too_old_reason,
 )
 from lakehouse_assets.silver.pruning import candidate_count
 from lakehouse_assets.silver.rejects import replace_rejects
@@ -72,6 +73,7 @@ from lakehouse_assets.silver.result import (
     MergeResult,
     TableWrite,
     snapshot_properties,
+    tombstone_horizon,
     with_commit_retries,
 )
 from lakehouse_assets.silver.spark.reader import BronzeFileRef, local_bytes, read_bronze, spark_uri
@@ -193,9 +195,10 @@ def spark_engine(spark, store: LakeStore, lake_uri: str) -> Engine:
                     ingested_at,
                     read_bytes,
                     None,
-                    replace(settings, load_files_ready=ready),
+                    settings,
                     read_again,
                     collect_bad=True,
+                    loads_ready=ready,
                 )
                 break
             except _BadFiles as found:
@@ -227,6 +230,7 @@ def _merge_files(
     settings: MergeSettings,
     reread: Callable[[list[tuple[int, int]]], list[BronzeFileRef]] | None,
     collect_bad: bool = False,
+    loads_ready: bool = True,
 ) -> _SparkRun:
     from pyspark.sql import functions as F
 
@@ -238,15 +242,17 @@ def _merge_files(
         )
     spark_table = f"{CATALOG_NAME}.{table_identifier(contract)}"
     table = load_or_create_silver_table(catalog, contract, dms)  # pyiceberg: format v2
-    staged, stats = _stage(spark, files, contract, dms, read_bytes, collect_bad)
+    before, horizon = _history(table, dms), tombstone_horizon(table)
+    staged, stats = _stage(spark, files, contract, dms, read_bytes, collect_bad, before, horizon)
     if staged is not None and reread is not None:
-        before = _history(table, dms)
         load_ranges, cdc_names = _load_facts(files, stats, dms)
         windows = before.advanced(load_ranges, cdc_names).lowered_windows(before)
         extra = [ref for ref in (reread(windows) if windows else []) if ref not in files]
         if extra:
             files = files + extra
-            staged, stats = _stage(spark, files, contract, dms, read_bytes, collect_bad)
+            staged, stats = _stage(
+                spark, files, contract, dms, read_bytes, collect_bad, before, horizon
+            )
     if staged is None:
         return _SparkRun(MergeResult.empty(table.metadata.current_snapshot_id), {})
     load_ranges, cdc_names = _load_facts(files, stats, dms)
@@ -259,7 +265,7 @@ def _merge_files(
     def merge_once() -> TableWrite:
         current = catalog.load_table(table_identifier(contract))
         known = _history(current, dms)
-        history = known.advanced(load_ranges, cdc_names, settings.load_files_ready)
+        history = known.advanced(load_ranges, cdc_names, loads_ready)
         return _merge_once(
             spark,
             catalog,
@@ -278,7 +284,7 @@ def _merge_files(
         write, attempts = with_commit_retries(merge_once)
     finally:
         staged.unpersist()
-    replace_rejects(catalog, contract, sorted(stats), _rejects(contract, staged, rejected))
+    replace_rejects(catalog, contract, sorted(stats), _rejects(contract, staged, rejected, horizon))
     clock.lap("rejects")
     result = MergeResult.of(
         write,
@@ -298,7 +304,7 @@ class _StagedStats:
     last: datetime | None
 
 
-def _stage(spark, files, contract, dms, read_bytes, collect_bad: bool):
+def _stage(spark, files, contract, dms, read_bytes, collect_bad: bool, history, horizon):
     """Read and type ``files``, materialized once; per file: rows, rejects, commit range.
     A structural fault names its file (``_BadFiles`` with ``collect_bad``, else the DMS
     reader's DmsFormatError)."""
@@ -312,7 +318,7 @@ def _stage(spark, files, contract, dms, read_bytes, collect_bad: bool):
         raise
     if raw is None:
         return None, {}
-    staged = _typed(raw, contract, dms)
+    staged = _typed(raw, contract, dms, history, horizon)
     try:
         # Materialized once: the file scan (row positions come from non-deterministic
         # expressions, which MERGE INTO refuses in its source) and the typing.
@@ -389,7 +395,13 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _typed(raw, contract: TableContract, dms: DmsSettings):
+def _typed(
+    raw,
+    contract: TableContract,
+    dms: DmsSettings,
+    history: LoadHistory,
+    horizon: datetime | None,
+):
     """casting.py's typing in Spark SQL: typed columns, the raw strings, reject flags."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType
@@ -441,6 +453,13 @@ def _typed(raw, contract: TableContract, dms: DmsSettings):
         reject_kind = (
             F.when(bad, F.lit("bad")).when(missing, F.lit("missing")).otherwise(reject_kind)
         )
+
+    if horizon is not None:
+        # Positioned before the tombstone horizon: rejected first (merge.too_old_reason).
+        rank = history.order_ts_sql(ident(COMMIT_TS), ident(FILE_ORDER))
+        too_old = F.coalesce(F.expr(f"{rank} < timestamp_micros({_micros(horizon)})"), F.lit(False))
+        reject_at = F.when(too_old, F.lit(0)).otherwise(reject_at)
+        reject_kind = F.when(too_old, F.lit("horizon")).otherwise(reject_kind)
 
     structural = F.col(OP).isNull() | ~F.col(OP).isin("I", "U", "D")
     if dms.timestamp_column:
@@ -740,7 +759,7 @@ class _commit_properties:
         self._local().remove()
 
 
-def _rejects(contract: TableContract, staged, rejected: int) -> pa.Table:
+def _rejects(contract: TableContract, staged, rejected: int, horizon: datetime | None) -> pa.Table:
     """The batch's rejects on the driver, as the arrow engine's ``cast_changes`` gives them:
     the raw strings, the DMS metadata and casting.py's ``_reason`` text."""
     from pyspark.sql import functions as F
@@ -777,7 +796,12 @@ def _rejects(contract: TableContract, staged, rejected: int) -> pa.Table:
             CHANGE_SEQ,
             SOURCE_FILE,
             SOURCE_ROW,
-            reason(F.col(_REJECT_AT), F.col(_REJECT_KIND), raw_at).alias(REASON),
+            F.when(
+                F.col(_REJECT_KIND) == "horizon",
+                F.lit(too_old_reason(horizon) if horizon else None),
+            )
+            .otherwise(reason(F.col(_REJECT_AT), F.col(_REJECT_KIND), raw_at))
+            .alias(REASON),
         )
         .collect()
     )
