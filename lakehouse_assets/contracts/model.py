@@ -128,6 +128,7 @@ class TableContract:
     primary_key: tuple[str, ...]
     columns: tuple[Column, ...]
     partition_by: PartitionSpec | None = None
+    history: bool = False  # keep every version in silver.<table>__history (SCD type 2)
 
     @property
     def column_names(self) -> list[str]:
@@ -369,7 +370,9 @@ def _parse_table(name: Any, body: Any, where: _Where) -> TableContract:
     if not isinstance(body, dict):
         raise where.error("must be a mapping with schema, primary_key and columns")
     _reject_unknown(
-        body, {"schema", "primary_key", "partition_by", "columns", "description"}, where
+        body,
+        {"schema", "primary_key", "partition_by", "columns", "description", "history"},
+        where,
     )
     schema = body.get("schema")
     if not isinstance(schema, str) or not schema:
@@ -398,6 +401,7 @@ def _parse_table(name: Any, body: Any, where: _Where) -> TableContract:
         primary_key=tuple(primary_key),
         columns=columns,
         partition_by=partition,
+        history=_bool(body, "history", False, where),
     )
 
 
