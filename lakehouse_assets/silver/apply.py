@@ -47,6 +47,7 @@ from lakehouse_assets.silver.generations import (
     cdc_name_time_us,
     transfer_range,
 )
+from lakehouse_assets.silver.history import merge_history
 from lakehouse_assets.silver.ledger import (
     DEFAULT_LEDGER_RETENTION_DAYS,
     LOAD_SHARD,
@@ -286,11 +287,13 @@ def merge_read_files(
                     batch.add(file, contract, dms, before, horizon)
 
         ready = loads_ready(list(batch.stats))
+        applied_history: list[LoadHistory] = []
 
         def merge_once():
             current = load_or_create_silver_table(catalog, contract, dms)
             known = _history(current, dms)
             history = known.advanced(batch.load_ranges, batch.cdc_names, ready)
+            applied_history[:] = [known, history]
             options = MergeOptions(
                 ingested_at=ingested_at,
                 history=history,
@@ -309,6 +312,18 @@ def merge_read_files(
             )
 
         write, attempts = with_commit_retries(merge_once)
+        if contract.history:
+            known, history = applied_history
+            merge_history(
+                catalog,
+                contract,
+                dms,
+                runs,
+                history,
+                ingested_at,
+                everything=known.generations != history.generations,
+                window_rows=settings.window_rows,
+            )
     rejects = (
         pa.concat_tables(batch.rejects, promote_options="permissive") if batch.rejects else None
     )

@@ -251,11 +251,14 @@ def is_widening(stored: IcebergType, wanted: IcebergType) -> bool:
     )
 
 
-def evolve_schema(table: Table, contract: TableContract) -> Table:
+def evolve_schema(
+    table: Table, contract: TableContract, own_columns: tuple[str, ...] = ()
+) -> Table:
     """Add columns new in the contract and widen the columns the contract widens; refuse
     drops and other type changes with what to do."""
     current = table.schema()
-    existing = {field.name: field for field in current.fields if field.name not in _METADATA_TYPES}
+    ignored = {*_METADATA_TYPES, *own_columns}  # the table's own columns, not the contract's
+    existing = {field.name: field for field in current.fields if field.name not in ignored}
     wanted = {column.name: column for column in contract.columns}
     dropped = sorted(set(existing) - set(wanted))
     if dropped:

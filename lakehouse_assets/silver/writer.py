@@ -122,8 +122,8 @@ def merge_runs(
         files = []
     else:
         files = stored_files(table, contract, None if options.sweep else key_range)
-    components = _components(files)
-    windows = _windows(components, runs, options.window_rows)
+    components = components_of(files)
+    windows = windows_of(components, runs, options.window_rows)
     outcome = _Outcome()
     transaction = table.transaction()
     for window in windows:
@@ -166,7 +166,7 @@ def merge_runs(
 # --------------------------------------------------------------------------- windows
 
 
-def _components(files: list[StoredFile]) -> list[_Component]:
+def components_of(files: list[StoredFile]) -> list[_Component]:
     """Files grouped where their key ranges overlap, in key order."""
     if not files:
         return []
@@ -187,7 +187,7 @@ def _components(files: list[StoredFile]) -> list[_Component]:
     ]
 
 
-def _windows(components: list[_Component], runs: ChangeRuns, window_rows: int) -> list[_Window]:
+def windows_of(components: list[_Component], runs: ChangeRuns, window_rows: int) -> list[_Window]:
     """Cut the key space where about ``window_rows`` changes have passed, never inside a
     component; each component lands in the window that holds its keys."""
     if components and components[0].low is None:  # unbounded: one window for everything
