@@ -223,3 +223,86 @@ def test_a_crash_between_the_silver_and_the_history_commits_is_repaired(tmp_path
     # The ledger is written after both commits, so the next run applies the file again.
     _merge(catalog, _cdc(3), batch)
     assert [v[4][0] for v in stored_versions(catalog)] == ["v1", "v2"]
+
+
+@pytest.mark.spark
+def test_the_engines_write_the_same_history(tmp_path):
+    """The same bronze (CDC days, a late day, a redelivery, then a reload that no longer holds
+    one key and a change after it), applied day by day by each engine, in different orders,
+    into its own catalog: the same history, value for value."""
+    from lakehouse_assets.contracts import parse_contracts
+    from lakehouse_assets.dms import encode_csv_rows
+    from lakehouse_assets.lake import open_lake
+    from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+    from lakehouse_assets.silver.apply import apply_days
+    from lakehouse_assets.silver.spark.engine import spark_engine
+    from lakehouse_assets.silver.spark.session import lakehouse_spark_session
+
+    contracts = parse_contracts(
+        {
+            "dms": {"date_partition": {"enabled": True}},
+            "tables": {
+                "subs": {
+                    "schema": "public",
+                    "primary_key": ["id"],
+                    "history": True,
+                    "columns": [
+                        {"name": "id", "type": "bigint", "nullable": False},
+                        {"name": "price", "type": "decimal(10,2)"},
+                    ],
+                }
+            },
+        },
+        "test",
+    )
+    contract, dms = contracts.table("subs"), contracts.dms
+    lake_uri = str(tmp_path / "lake")
+    store = open_lake(lake_uri)
+
+    def put(key: str, rows: list[list], day: int, hour: int) -> None:
+        store.put("bronze/dms/public/subs/" + key, encode_csv_rows(rows, dms), _at(day, hour))
+
+    put(
+        "2024/01/01/20240101-120000000.csv",
+        [["I", _ts(1, 9), "1", "10.00"], ["I", _ts(1, 10), "2", "20.00"]],
+        1,
+        12,
+    )
+    put("2024/01/02/20240102-100000000.csv", [["I", _ts(2, 9), "3", "30.00"]], 2, 10)
+    put("2024/01/03/20240103-100000000.csv", [["U", _ts(3, 9), "2", "22.00"]], 3, 10)
+    put("2024/01/03/20240103-110000000.csv", [["U", _ts(3, 9), "2", "22.00"]], 3, 11)  # again
+    # Day 4: the task reloads the table (3 was deleted while it was stopped), then a change.
+    put("LOAD00000001.csv", [[_ts(4, 9), "1", "11.00"], [_ts(4, 9), "2", "22.00"]], 4, 9)
+    put("2024/01/04/20240104-120000000.csv", [["U", _ts(4, 11), "1", "12.00"]], 4, 12)
+
+    def timeline(catalog) -> list[tuple]:
+        rows = catalog.load_table(history_identifier(contract)).scan().to_arrow().to_pylist()
+        return sorted(
+            (r["id"], r["_valid_from"], r["_valid_to"], r["_is_deleted"], r["price"], r["_op"])
+            for r in rows
+        )
+
+    def catalog_in(root: Path):
+        return open_catalog(sqlite_uri_for(root / "catalog.db"), warehouse_for_lake(lake_uri))
+
+    arrow_catalog = catalog_in(tmp_path / "arrow")
+    for day in (1, 3, 2, 4):
+        apply_days(arrow_catalog, store, contract, dms, [_at(day, 0).date()], INGESTED)
+    spark_catalog = catalog_in(tmp_path / "spark")
+    spark = lakehouse_spark_session(
+        sqlite_uri_for(tmp_path / "spark" / "catalog.db"), warehouse_for_lake(lake_uri)
+    )
+    try:
+        engine = spark_engine(spark, store, lake_uri)
+        for day in (4, 2, 1, 3):
+            apply_days(
+                spark_catalog, store, contract, dms, [_at(day, 0).date()], INGESTED, engine=engine
+            )
+    finally:
+        spark.stop()
+
+    arrow_history = timeline(arrow_catalog)
+    assert timeline(spark_catalog) == arrow_history
+    reload_start = _at(4, 9) - LOAD_MARGIN
+    assert (3, reload_start, None, True, Decimal("30.00"), "D") in arrow_history  # the sweep
+    assert (2, _at(3, 9), reload_start, False, Decimal("22.00"), "U") in arrow_history  # once

@@ -46,7 +46,8 @@ from lakehouse_assets.dms import (
 from lakehouse_assets.lake import LakeStore
 from lakehouse_assets.names import CATALOG_NAME
 from lakehouse_assets.silver.apply import Engine, EngineRun, MergeSettings
-from lakehouse_assets.silver.casting import REASON
+from lakehouse_assets.silver.casting import REASON, silver_type
+from lakehouse_assets.silver.changes import ChangeRuns
 from lakehouse_assets.silver.generations import (
     GENERATIONS_PROPERTY,
     SWEEP_FILE_ORDER,
@@ -54,6 +55,7 @@ from lakehouse_assets.silver.generations import (
     LoadHistory,
     cdc_name_time_us,
 )
+from lakehouse_assets.silver.history import merge_history
 from lakehouse_assets.silver.ledger import entry_for
 from lakehouse_assets.silver.merge import (
     CHANGE_IDENTITY,
@@ -86,6 +88,7 @@ from lakehouse_assets.silver.spark.typing import (
     typed_sql,
 )
 from lakehouse_assets.silver.tables import load_or_create_silver_table, table_identifier
+from lakehouse_assets.silver.writer import prepare_changes
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PATH = "_lh_path"
@@ -262,10 +265,13 @@ def _merge_files(
     rejected = sum(value.rejected for value in stats.values())
     valid = staged.filter(F.col(_REJECT_AT).isNull())
 
+    applied_history: list[LoadHistory] = []
+
     def merge_once() -> TableWrite:
         current = catalog.load_table(table_identifier(contract))
         known = _history(current, dms)
         history = known.advanced(load_ranges, cdc_names, loads_ready)
+        applied_history[:] = [known, history]
         return _merge_once(
             spark,
             catalog,
@@ -282,6 +288,9 @@ def _merge_files(
 
     try:
         write, attempts = with_commit_retries(merge_once)
+        if contract.history:
+            known, history = applied_history
+            _merge_history(spark, catalog, contract, dms, valid, history, ingested_at, known)
     finally:
         staged.unpersist()
     replace_rejects(catalog, contract, sorted(stats), _rejects(contract, staged, rejected, horizon))
@@ -294,6 +303,45 @@ def _merge_files(
         attempts=attempts,
     )
     return _SparkRun(result, {key: _FileStats(v.rows, v.first, v.last) for key, v in stats.items()})
+
+
+def _merge_history(spark, catalog, contract, dms, valid, history, ingested_at, known) -> None:
+    """The history of the batch's keys, by history.py's rules (one definition for both
+    engines): the batch's typed changes come to the driver as Arrow."""
+    changes = _on_driver(valid, contract)
+    with ChangeRuns() as runs:
+        runs.add(prepare_changes(changes, contract, dms))
+        merge_history(
+            catalog,
+            contract,
+            dms,
+            runs,
+            history,
+            ingested_at,
+            everything=known.generations != history.generations,
+        )
+
+
+def _on_driver(frame, contract: TableContract) -> pa.Table:
+    """The typed changes of ``frame`` as Arrow, typed as silver types them (casting.py)."""
+    from pyspark.sql import functions as F
+
+    # Instants as microseconds: pyspark hands them to Python in the driver's local zone.
+    instants = [c.name for c in contract.columns if c.type == "timestamptz"] + [COMMIT_TS]
+    metadata = [OP, CHANGE_SEQ, SOURCE_FILE, SOURCE_ROW, FILE_ORDER]
+    names = [*contract.column_names, *metadata, COMMIT_TS]
+    rows = frame.select(
+        *[F.unix_micros(F.col(n)).alias(n) if n in instants else F.col(n) for n in names]
+    ).collect()
+    types = {c.name: silver_type(c) for c in contract.columns}
+    types.update({OP: pa.string(), CHANGE_SEQ: pa.string(), SOURCE_FILE: pa.string()})
+    types.update({SOURCE_ROW: pa.int64(), FILE_ORDER: pa.string()})
+    schema = pa.schema([(n, pa.int64() if n in instants else types[n]) for n in names])
+    table = pa.Table.from_pylist([row.asDict() for row in rows], schema=schema)
+    for name in instants:
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, table[name].cast(pa.timestamp("us", tz="UTC")))
+    return table
 
 
 @dataclass(frozen=True)
