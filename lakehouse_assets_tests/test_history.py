@@ -306,3 +306,58 @@ def test_the_engines_write_the_same_history(tmp_path):
     reload_start = _at(4, 9) - LOAD_MARGIN
     assert (3, reload_start, None, True, Decimal("30.00"), "D") in arrow_history  # the sweep
     assert (2, _at(3, 9), reload_start, False, Decimal("22.00"), "U") in arrow_history  # once
+
+
+def test_a_past_days_mrr_keeps_the_price_it_had_after_a_later_price_change(tmp_path):
+    from datetime import date
+
+    from lakehouse_assets.contracts import load_contracts
+    from lakehouse_assets.gold.summaries import SUMMARIES, Window, compute_summary
+
+    contracts = load_contracts()
+    subscriptions = contracts.table("core_subscription")
+    catalog = make_catalog(tmp_path)
+    key = "bronze/dms/public/core_subscription/2024/01/{d:02d}/202401{d:02d}-230000000.csv"
+
+    def change(op: str, day: int, price: str) -> list:
+        return [
+            op,
+            _ts(day, 12),
+            "1",
+            "1",
+            "1",
+            "pro",
+            "active",
+            price,
+            "month",
+            "2",
+            "2024-01-01 09:00:00",
+            "2024-02-01",
+            None,
+            "2024-01-01 09:00:00",
+            _ts(day, 12),
+        ]
+
+    def apply(day: int, op: str, price: str) -> None:
+        raw = read(key.format(d=day), [change(op, day, price)], subscriptions, contracts.dms)
+        merge_changes(catalog, subscriptions, contracts.dms, raw, INGESTED)
+
+    mrr = next(summary for summary in SUMMARIES if summary.name == "mrr")
+
+    def mrr_of(day: int) -> Decimal:
+        window = Window(date(2024, 1, day), date(2024, 1, day + 1))
+        rows, _ = compute_summary(mrr, catalog, window)
+        return rows["mrr"][0].as_py()
+
+    apply(2, "I", "29.00")
+    assert mrr_of(2) == Decimal("58.00")  # 29.00 x 2 seats
+    apply(5, "U", "49.00")  # a price change three days later
+    assert (mrr_of(2), mrr_of(4), mrr_of(5)) == (
+        Decimal("58.00"),
+        Decimal("58.00"),
+        Decimal("98.00"),
+    )
+    apply(3, "U", "39.00")  # and a change that arrives late, in the middle
+    assert [mrr_of(day) for day in (2, 3, 4, 5)] == [
+        Decimal(v) for v in ("58.00", "78.00", "78.00", "98.00")
+    ]

@@ -25,6 +25,13 @@ from pyiceberg.expressions import (
     Or,
 )
 
+from lakehouse_assets.gold.history_scans import (
+    VALID_FROM,
+    VALID_TO,
+    has_history,
+    history_schema,
+    scan_history,
+)
 from lakehouse_assets.gold.silver_scans import day_bound, days_filter, live_schema, scan_live
 
 DAY_COLUMN = "day"
@@ -145,16 +152,10 @@ def load_product_daily(catalog: Catalog, window: Window | None) -> dict[str, pa.
 
 
 def load_mrr(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:
-    """Subscriptions that started before the window ends and were not canceled before it starts."""
+    """Subscriptions that started before the window ends and were not canceled before it
+    starts: the versions live during the window when the table keeps its history (a price
+    change then moves only the days after it), else the current rows."""
     assert window is not None
-    schema = live_schema(catalog, "core_subscription")
-    overlapping = And(
-        LessThan("started_at", day_bound(schema, "started_at", window.end)),
-        Or(
-            IsNull("canceled_at"),
-            GreaterThanOrEqual("canceled_at", day_bound(schema, "canceled_at", window.start)),
-        ),
-    )
     columns = (
         "id",
         "tenant_id",
@@ -164,7 +165,36 @@ def load_mrr(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:
         "started_at",
         "canceled_at",
     )
-    return {"subscriptions": scan_live(catalog, "core_subscription", columns, overlapping)}
+    if has_history(catalog, "core_subscription"):
+        schema = history_schema(catalog, "core_subscription")
+        overlapping = And(
+            _overlapping_subscriptions(schema, window),
+            LessThan(VALID_FROM, day_bound(schema, VALID_FROM, window.end)),
+            Or(
+                IsNull(VALID_TO),
+                GreaterThanOrEqual(VALID_TO, day_bound(schema, VALID_TO, window.start)),
+            ),
+        )
+        rows = scan_history(
+            catalog, "core_subscription", (*columns, VALID_FROM, VALID_TO), overlapping
+        )
+        return {"subscriptions": rows}
+    schema = live_schema(catalog, "core_subscription")
+    rows = scan_live(
+        catalog, "core_subscription", columns, _overlapping_subscriptions(schema, window)
+    )
+    never = pa.nulls(rows.num_rows, pa.timestamp("us", tz="UTC"))
+    return {"subscriptions": rows.append_column(VALID_FROM, never).append_column(VALID_TO, never)}
+
+
+def _overlapping_subscriptions(schema, window: Window):
+    return And(
+        LessThan("started_at", day_bound(schema, "started_at", window.end)),
+        Or(
+            IsNull("canceled_at"),
+            GreaterThanOrEqual("canceled_at", day_bound(schema, "canceled_at", window.start)),
+        ),
+    )
 
 
 def load_event_funnel(catalog: Catalog, window: Window | None) -> dict[str, pa.Table]:

@@ -1,9 +1,10 @@
--- Monthly recurring revenue per tenant at the end of each day, rebuilt from the
--- subscriptions' current rows: a subscription counts from started_at until
+-- Monthly recurring revenue per tenant at the end of each day, from the version of each
+-- subscription live at the end of that day (its history: _valid_from, _valid_to; null
+-- bounds when only the current rows are kept): a subscription counts from started_at until
 -- canceled_at (trials have no started_at and do not count); its monthly value is
--- price x quantity, divided by 12 for yearly billing. One row per (day, tenant)
--- that had a subscription started by that day. Parameters: $window_start,
--- $window_end (dates, end exclusive).
+-- price x quantity, divided by 12 for yearly billing. One row per (day, tenant) that had a
+-- subscription started by that day. Parameters: $window_start, $window_end (dates, end
+-- exclusive).
 WITH days AS (
     SELECT CAST(d AS DATE) AS "day"
     FROM range(CAST($window_start AS TIMESTAMP), CAST($window_end AS TIMESTAMP), INTERVAL 1 DAY) AS t(d)
@@ -13,6 +14,8 @@ subscriptions AS (
         s."tenant_id",
         s."started_at",
         s."canceled_at",
+        s."_valid_from",
+        s."_valid_to",
         -- twelve times the monthly value, exact in decimals
         s."price" * s."quantity" * CASE WHEN s."billing_interval" = 'year' THEN 1 ELSE 12 END AS "value_x12"
     FROM "subscriptions" AS s
@@ -26,7 +29,11 @@ day_subscriptions AS (
         CAST(s."started_at" AS DATE) = d."day" AS "is_new",
         s."canceled_at" IS NOT NULL AND CAST(s."canceled_at" AS DATE) = d."day" AS "is_churned"
     FROM days AS d
-    JOIN subscriptions AS s ON s."started_at" < d."day" + 1
+    JOIN subscriptions AS s
+        ON s."started_at" < d."day" + 1
+        -- the version live at the end of the day (a version ending at midnight still was)
+        AND (s."_valid_from" IS NULL OR s."_valid_from" < d."day" + 1)
+        AND (s."_valid_to" IS NULL OR s."_valid_to" >= d."day" + 1)
 )
 SELECT
     "day",
