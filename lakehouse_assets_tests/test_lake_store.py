@@ -176,6 +176,64 @@ def test_lake_under_a_prefix_sees_relative_keys(lake_uri: str) -> None:
     assert _keys(inner.list_objects("", start_after="k/three.csv")) == []
 
 
+# --------------------------------------------------------------------------- delete
+
+
+def test_delete_removes_only_that_object(lake: LakeStore) -> None:
+    for key in ("d/a.avro", "d/a.avro.bak", "d/a", "d/sub/a.avro"):
+        lake.put(key, b"x")
+    lake.delete("d/a.avro")
+    assert _keys(lake.list_objects("d/")) == ["d/a", "d/a.avro.bak", "d/sub/a.avro"]
+    with pytest.raises(LakeError, match=re.escape("d/a.avro")):
+        lake.get("d/a.avro")
+    lake.delete("d/sub/a.avro")
+    assert _keys(lake.list_objects("d/")) == ["d/a", "d/a.avro.bak"]
+
+
+def test_delete_of_a_missing_key_succeeds(lake: LakeStore) -> None:
+    """As S3's DeleteObject: a delete repeated after a crash or lost to a race is fine."""
+    lake.put("d/kept.csv", b"x")
+    lake.delete("d/never-written.csv")
+    lake.delete("no/such/folder/file.csv")
+    lake.put("d/twice.csv", b"x")
+    lake.delete("d/twice.csv")
+    lake.delete("d/twice.csv")
+    assert _keys(lake.list_objects("d/")) == ["d/kept.csv"]
+
+
+def test_delete_under_a_prefix_is_relative_to_it(lake_uri: str) -> None:
+    outer = open_lake(lake_uri)
+    inner = open_lake(lake_uri.rstrip("/") + "/nested/root")
+    inner.put("k/one.csv", b"1")
+    outer.put("k/one.csv", b"outer")
+    inner.delete("k/one.csv")
+    assert _keys(outer.list_objects("")) == ["k/one.csv"]
+    assert outer.get("k/one.csv") == b"outer"
+
+
+def test_local_delete_refuses_folders_and_keys_a_folder_cannot_hold(tmp_path: Path) -> None:
+    lake = open_lake(str(tmp_path / "lake"))
+    lake.put("d/sub/a.csv", b"x")
+    (tmp_path / "escape.csv").write_bytes(b"outside the lake")
+    with pytest.raises(LakeError, match="is a folder"):
+        lake.delete("d/sub")
+    with pytest.raises(LakeError, match="cannot be stored"):
+        lake.delete("d/../../escape.csv")
+    assert (tmp_path / "escape.csv").exists()
+    assert _keys(lake.list_objects("")) == ["d/sub/a.csv"]
+
+
+def test_delete_on_an_unreachable_endpoint_raises_lake_error(closed_port: int) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    lake = open_lake("s3://unreachable-lake/root", s3_client=_client(endpoint))
+    started = time.monotonic()
+    with pytest.raises(LakeError) as failure:
+        lake.delete("warehouse/x.parquet")
+    assert time.monotonic() - started < 5
+    message = str(failure.value)
+    assert endpoint in message and "'unreachable-lake'" in message and "delete" in message
+
+
 # --------------------------------------------------------------------------- list_objects
 
 

@@ -52,6 +52,11 @@ class LakeStore(ABC):
         """Write an object. ``last_modified`` is kept where the store allows it
         (a local file's mtime); S3 always stamps the upload time."""
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object. A key that holds nothing is not an error (S3's DeleteObject
+        behaves so), so a delete repeated after a crash or a race succeeds."""
+
 
 class LocalLakeStore(LakeStore):
     # In-flight writes live next to their target as ``.<name>.<token>.partial``.
@@ -156,6 +161,16 @@ class LocalLakeStore(LakeStore):
             partial.unlink(missing_ok=True)
             raise LakeError(f"{self.uri}: cannot write object {key!r}: {exc}") from exc
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            # Empty folders are left in place: a writer may be creating a file in one now.
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            raise LakeError(f"{self.uri}: {key!r} is a folder, not an object") from None
+        except OSError as exc:
+            raise LakeError(f"{self.uri}: cannot delete object {key!r}: {exc}") from exc
+
 
 class S3LakeStore(LakeStore):
     def __init__(self, bucket: str, prefix: str = "", client: Any = None):
@@ -214,6 +229,12 @@ class S3LakeStore(LakeStore):
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
         except Exception as exc:
             raise self._fail(f"write of {key!r}", exc) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        except Exception as exc:
+            raise self._fail(f"delete of {key!r}", exc) from exc
 
 
 def open_lake(uri: str, s3_client: Any = None) -> LakeStore:
