@@ -26,11 +26,19 @@ from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.definitions import lake_resources
 from lakehouse_assets.dms import read_dms_file
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.names import (
+    CHECK_FAILURE_SENSOR_NAME,
+    QUARANTINE_CHECK,
+    silver_asset_key,
+    silver_pool,
+)
 from lakehouse_assets.names import LANDING_SENSOR_NAME as SENSOR_NAME
-from lakehouse_assets.names import silver_asset_key, silver_pool
+from lakehouse_assets.sensors.check_failure import build_check_failure_sensor
 from lakehouse_assets.sensors.run_failure import build_run_failure_sensor, failure_payload
 from lakehouse_assets.silver.apply import merge_changes
 from lakehouse_assets.silver.assets import build_silver_assets
+from lakehouse_assets.silver.checks import build_silver_checks
+from lakehouse_assets.silver.quarantine import QuarantinedFile, update_quarantine
 
 CONTRACTS = load_contracts()
 TENANT = CONTRACTS.table("core_tenant")
@@ -352,3 +360,150 @@ def test_failure_payload_names_job_when_no_assets():
     payload = failure_payload(run, "boom\nstack")
     assert payload["text"] == "Dagster run abc failed: my_job [2024-01-01]: boom"
     assert payload["tags"] == {"dagster/partition": "2024-01-01"}
+
+
+# --------------------------------------------------------------------------- failed-check alerts
+
+QUARANTINE_CHECK_KEY = dg.AssetCheckKey(silver_asset_key("core_tenant"), QUARANTINE_CHECK)
+
+
+def _check_alert_tick(sensor: dg.SensorDefinition, instance, defs, cursor: str | None) -> str:
+    """One tick of the check-failure alert as the daemon runs it; the cursor it saves."""
+    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+    return sensor(context).cursor
+
+
+def test_failed_quarantine_check_posts_one_alert_naming_the_files(tmp_path, instance, webhook):
+    url, received = webhook
+    catalog = _silver_table(tmp_path)
+    bad_key = "bronze/dms/public/core_tenant/2024/01/02/20240102-100000000.csv"
+    error = f"{bad_key}, line 3: expected 11 fields (Op + timestamp + 9 contract columns), found 2"
+    seen = datetime(2024, 1, 2, 10, 1, tzinfo=UTC)
+    entry = QuarantinedFile(bad_key, 120, "etag-1", "cdc", error, seen, seen)
+    update_quarantine(catalog, TENANT, {}, [entry], [])
+    [tenant_checks] = [
+        checks
+        for checks in build_silver_checks(CONTRACTS)
+        if QUARANTINE_CHECK_KEY in checks.check_keys
+    ]
+    sensor = build_check_failure_sensor(url)
+    defs = dg.Definitions(
+        assets=[*build_bronze_assets(CONTRACTS, DAILY), *build_silver_assets(CONTRACTS, DAILY)],
+        asset_checks=[tenant_checks],
+        sensors=[sensor],
+        resources=_resources(tmp_path),
+    )
+    cursor = _check_alert_tick(sensor, instance, defs, None)
+    assert received == []  # nothing evaluated yet
+
+    # The silver checks run (as in every silver run): quarantine_empty fails, the others pass.
+    result = dg.materialize(
+        [*defs.assets, tenant_checks],
+        selection=dg.AssetSelection.checks(tenant_checks),
+        resources=_resources(tmp_path),
+        instance=instance,
+    )
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [e.asset_check_key for e in failed] == [QUARANTINE_CHECK_KEY]
+
+    cursor = _check_alert_tick(sensor, instance, defs, cursor)
+    [message] = received
+    assert message["content_type"] == "application/json"
+    body = message["body"]
+    assert body["text"].startswith("Asset check quarantine_empty failed on silver/core_tenant: ")
+    assert bad_key in body["text"] and "line 3" in body["text"]
+    assert (body["check"], body["asset"], body["severity"]) == (
+        "quarantine_empty",
+        "silver/core_tenant",
+        "ERROR",
+    )
+    assert body["files"] == {bad_key: error}
+    assert body["run_id"] == result.run_id
+
+    # The next tick: the same evaluation, no second alert.
+    _check_alert_tick(sensor, instance, defs, cursor)
+    assert len(received) == 1
+
+
+@dg.asset(
+    check_specs=[
+        dg.AssetCheckSpec("quarantine_empty", asset="landing_table"),
+        dg.AssetCheckSpec("row_count", asset="landing_table"),
+    ]
+)
+def landing_table():
+    """Checks defined with their asset (as dbt tests are): the alert covers them too."""
+
+
+def _report(instance, check: str, *, passed: bool, files=None, severity=None) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("landing_table"),
+            check_name=check,
+            passed=passed,
+            metadata={"files": dg.MetadataValue.json(files)} if files is not None else None,
+            severity=severity or dg.AssetCheckSeverity.ERROR,
+        )
+    )
+
+
+def test_check_alerts_follow_the_failure_not_every_evaluation(instance, webhook):
+    url, received = webhook
+    sensor = build_check_failure_sensor(url)
+    defs = dg.Definitions(assets=[landing_table], sensors=[sensor])
+
+    def tick_texts(cursor):
+        before = len(received)
+        cursor = _check_alert_tick(sensor, instance, defs, cursor)
+        return cursor, [message["body"]["text"] for message in received[before:]]
+
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "line 1: bad"})
+    cursor, texts = tick_texts(None)
+    assert texts == ["Asset check quarantine_empty failed on landing_table: files a.csv"]
+    # Evaluated again by the next run, failing the same way: no new alert.
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "line 1: bad"})
+    cursor, texts = tick_texts(cursor)
+    assert texts == []
+    # Another file quarantined: alerted, naming both.
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "x", "b.csv": "y"})
+    cursor, texts = tick_texts(cursor)
+    assert texts == ["Asset check quarantine_empty failed on landing_table: files a.csv, b.csv"]
+    # A WARN failure is not alerted; passing ends the failure, so the next one alerts again.
+    _report(instance, "row_count", passed=False, severity=dg.AssetCheckSeverity.WARN)
+    _report(instance, "quarantine_empty", passed=True)
+    cursor, texts = tick_texts(cursor)
+    assert texts == []
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "line 1: bad"})
+    cursor, texts = tick_texts(cursor)
+    assert texts == ["Asset check quarantine_empty failed on landing_table: files a.csv"]
+    assert all(message["body"]["run_id"] is None for message in received)  # runless reports
+
+
+def test_unreachable_webhook_fails_the_check_alert_tick_so_it_is_retried(instance, webhook):
+    url, received = webhook
+    defs = dg.Definitions(assets=[landing_table])
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "line 1: bad"})
+    unreachable = build_check_failure_sensor("http://127.0.0.1:9/unreachable")
+    with pytest.raises(OSError):  # URLError: connection refused
+        _check_alert_tick(unreachable, instance, defs, None)
+    # The failed tick saved no cursor: the next tick (the webhook back) posts the alert.
+    _check_alert_tick(build_check_failure_sensor(url), instance, defs, None)
+    assert len(received) == 1
+
+
+def test_check_alert_without_webhook_is_logged(instance, capfd):
+    defs = dg.Definitions(assets=[landing_table])
+    _report(instance, "quarantine_empty", passed=False, files={"a.csv": "line 1: bad"})
+    capfd.readouterr()
+    _check_alert_tick(build_check_failure_sensor(""), instance, defs, None)
+    logged = [line for line in capfd.readouterr().err.splitlines() if " - ERROR - " in line]
+    assert len(logged) == 1
+    assert "Asset check quarantine_empty failed on landing_table: files a.csv" in logged[0]
+    assert "LAKEHOUSE_ALERT_WEBHOOK not set" in logged[0]
+
+
+def test_definitions_register_the_check_failure_alert():
+    from lakehouse_assets.definitions import defs as load_defs
+
+    sensors = {sensor.name: sensor for sensor in load_defs().sensors}
+    assert sensors[CHECK_FAILURE_SENSOR_NAME].default_status == dg.DefaultSensorStatus.RUNNING

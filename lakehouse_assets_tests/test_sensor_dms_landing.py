@@ -22,11 +22,13 @@ from urllib.parse import urlparse
 import dagster as dg
 import pytest
 
+from lakehouse_assets.bronze.files import BronzeFile
 from lakehouse_assets.contracts import load_contracts
 from lakehouse_assets.contracts.model import DatePartitioning
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.dms import date_folder, parse_object_key, table_prefix
 from lakehouse_assets.lake import LakeStore, open_lake
+from lakehouse_assets.lake.catalog import sqlite_uri_for
 from lakehouse_assets.names import (
     NEW_FILES_TAG,
     RANGE_END_TAG,
@@ -34,7 +36,7 @@ from lakehouse_assets.names import (
     bronze_asset_key,
     silver_asset_key,
 )
-from lakehouse_assets.resources import LakeResource
+from lakehouse_assets.resources import IcebergCatalogResource, LakeResource
 from lakehouse_assets.sensors.landing import (
     LandingCursor,
     LandingSettings,
@@ -43,10 +45,13 @@ from lakehouse_assets.sensors.landing import (
     day_ranges,
     scan_landing,
 )
+from lakehouse_assets.silver.quarantine import quarantined, read_quarantine, update_quarantine
 
 CONTRACTS = load_contracts()
 DMS = CONTRACTS.dms
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+# A catalog without tables (a fresh in-memory SQLite per tick): no table quarantined anything.
+IN_MEMORY_CATALOG = "sqlite:///:memory:"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,9 +119,11 @@ class Harness:
         settings: LandingSettings,
         clock: Clock,
         contracts=CONTRACTS,
+        catalog_uri: str = IN_MEMORY_CATALOG,
     ):
         self.instance = instance
         self.lake_uri = lake_uri
+        self.catalog_uri = catalog_uri
         self.settings = settings
         self.clock = clock
         self.contracts = contracts
@@ -129,7 +136,10 @@ class Harness:
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=cursor,
-            resources={"lake": LakeResource(uri=self.lake_uri)},
+            resources={
+                "lake": LakeResource(uri=self.lake_uri),
+                "iceberg": IcebergCatalogResource(uri=self.catalog_uri, lake_uri=self.lake_uri),
+            },
         )
         return self.sensor(context)
 
@@ -343,13 +353,24 @@ def test_parallel_full_load_segments_landing_out_of_key_order(lake_uri, instance
     clock.now += timedelta(minutes=5)
     write_files(store, [load_key("core_event", 2, segment=1)], s3_client)
     assert harness.tick().total_files == 1
-    # The full load is over once nothing new landed for the lookback window.
+    # Long after the load: the stream is listed whole every tick, so a segment file that
+    # sorts before the newest key is still found, and the cursor knows each key's version.
     clock.now += timedelta(minutes=31)
     assert harness.tick().total_files == 0
-    state = LandingCursor.decode(harness.cursor).stream("core_event", "load")
-    assert state.after == "SEGMENT2_LOAD00000001.csv" and state.seen == set()
-    write_files(store, [load_key("core_event", 2, segment=2)], s3_client)
-    assert harness.tick().total_files == 1
+    write_files(store, [load_key("core_event", 3, segment=1)], s3_client)
+    tick = harness.tick()
+    assert tick.total_files == 1
+    assert tick.result.asset_events[0].metadata["last_file"].value == load_key(
+        "core_event", 3, segment=1
+    )
+    state = LandingCursor.decode(harness.cursor).table("core_event").load
+    assert sorted(state.versions) == [
+        "SEGMENT1_LOAD00000001.csv",
+        "SEGMENT1_LOAD00000002.csv",
+        "SEGMENT1_LOAD00000003.csv",
+        "SEGMENT2_LOAD00000001.csv",
+    ]
+    assert harness.tick().total_files == 0
 
 
 def test_a_file_of_a_day_without_partition_waits(tmp_path, instance):
@@ -427,7 +448,7 @@ def test_twenty_thousand_file_backlog_drains_in_bounded_ticks(
     assert Counter(harness.recorded) == expected
     # The cursor stays small: only the lookback window's keys are kept.
     cursor = LandingCursor.decode(harness.cursor)
-    kept = sum(len(state.seen) for streams in cursor.streams.values() for state in streams.values())
+    kept = sum(len(state.cdc.seen) + len(state.load.versions) for state in cursor.tables.values())
     assert kept < files / 10
 
 
@@ -503,6 +524,162 @@ def test_restart_from_the_saved_cursor_requests_nothing_twice(lake_uri, instance
     )
 
 
+# --------------------------------------------------------------------------- rewritten files
+
+
+def test_a_reload_under_the_first_loads_names_is_requested(lake_uri, instance, clock, s3_client):
+    store = open_lake(lake_uri)
+    harness = Harness(instance, lake_uri, LandingSettings(), clock)
+    first_load = [load_key("core_order", n) for n in (1, 2, 3)]
+    write_files(
+        store, [*first_load, cdc_key("core_order", datetime(2024, 3, 1, 1, tzinfo=UTC))], s3_client
+    )
+    first = harness.tick()
+    assert first.total_files == 4
+    first_run_keys = {request.run_key for request in first.result.run_requests}
+    clock.now += timedelta(hours=2)  # long after the load landed
+    assert harness.tick().total_files == 0
+
+    # "Reload table": DMS writes LOAD files again under the first load's names (new ETags).
+    write_files(store, first_load[:2], s3_client, data=b"reloaded,row\n")
+    reload = harness.tick()
+    [event] = reload.result.asset_events
+    assert event.metadata["files"].value == 2 and event.metadata["rewritten"].value == 2
+    assert event.metadata["first_file"].value == first_load[0]
+    assert event.metadata["last_file"].value == first_load[1]
+    [request] = reload.result.run_requests
+    assert request.run_key not in first_run_keys
+    assert harness.tick().result.run_requests == []  # requested once
+
+    # The reload restarted: the same names once more, the same day, new versions: a new run
+    # key (the harness refuses a run key requested before, as the daemon would skip the run).
+    write_files(store, first_load[:2], s3_client, data=b"reloaded once more\n")
+    [again] = harness.tick().result.run_requests
+    assert again.tags == request.tags and again.run_key != request.run_key
+
+    # A reload that empties the folder first: the keys that are gone drop out of the cursor,
+    # and the files written next are new ones.
+    for key in first_load:
+        store.delete(key)
+    assert harness.tick().total_files == 0
+    assert LandingCursor.decode(harness.cursor).table("core_order").load.versions == {}
+    write_files(store, first_load[:1], s3_client, data=b"reloaded again\n")
+    [event] = harness.tick().result.asset_events
+    assert event.metadata["files"].value == 1 and event.metadata["rewritten"].value == 0
+    assert harness.tick().result.run_requests == []
+
+
+def quarantine_files(catalog, store: LakeStore, keys: Iterable[str]) -> None:
+    """Record ``keys`` in silver.core_order__quarantine as a silver run does (size, ETag)."""
+    contract = CONTRACTS.table("core_order")
+    bad = []
+    for key in keys:
+        [info] = list(store.list_objects(key))
+        file = BronzeFile(info=info, key=parse_object_key(key, DMS))
+        bad.append(quarantined(file, f"{key}, line 1: expected 13 fields", datetime.now(UTC)))
+    update_quarantine(catalog, contract, read_quarantine(catalog, contract), bad, [])
+
+
+def landed_keys(tick: Tick) -> list[str]:
+    """The files of a tick whose bronze partitions hold one file each."""
+    events = tick.result.asset_events
+    assert all(event.metadata["files"].value == 1 for event in events)
+    return sorted(event.metadata["first_file"].value for event in events)
+
+
+def test_a_fixed_quarantined_file_far_outside_the_lookback_is_requested_once(
+    lake_uri, instance, clock, s3_client, tmp_path
+):
+    store = open_lake(lake_uri)
+    catalog_uri = sqlite_uri_for(tmp_path / "catalog.db")
+    settings = LandingSettings(lookback=timedelta(hours=1))
+    harness = Harness(instance, lake_uri, settings, clock, catalog_uri=catalog_uri)
+    fixed = cdc_key("core_order", datetime(2024, 1, 2, 9, tzinfo=UTC))
+    still_bad = cdc_key("core_order", datetime(2024, 1, 2, 10, tzinfo=UTC))
+    bad_load = load_key("core_order", 1)
+    recent = [cdc_key("core_order", datetime(2024, 3, 1, hour, tzinfo=UTC)) for hour in (1, 2)]
+    write_files(store, [fixed, still_bad, bad_load, *recent], s3_client, data=b"broken\n")
+    assert harness.tick().total_files == 5
+
+    # A silver run quarantined three of them; unchanged, they are not requested again.
+    catalog = IcebergCatalogResource(uri=catalog_uri, lake_uri=lake_uri).catalog()
+    quarantine_files(catalog, store, [fixed, still_bad, bad_load])
+    assert harness.tick().result.run_requests == []
+
+    # Fixed in bronze under their keys: the CDC file two months before the newest one (far
+    # outside the lookback) and the LOAD file, each requested once.
+    write_files(store, [fixed, bad_load], s3_client, data=b"I,2024-01-02 09:00:00,fixed\n")
+    tick = harness.tick()
+    assert landed_keys(tick) == sorted([fixed, bad_load])
+    assert all(event.metadata["rewritten"].value == 1 for event in tick.result.asset_events)
+    assert ("core_order", "2024-01-02") in tick.files
+    assert any(first <= "2024-01-02" <= last for first, last in tick.ranges["core_order"])
+    # Its run has not applied them yet (the quarantine holds the bad versions): nothing more.
+    assert harness.tick().result.run_requests == []
+    assert set(LandingCursor.decode(harness.cursor).table("core_order").quarantine) == {fixed}
+
+    # The run applied them and cleared their rows: still nothing, and the cursor forgets them.
+    contract = CONTRACTS.table("core_order")
+    update_quarantine(catalog, contract, read_quarantine(catalog, contract), [], [fixed, bad_load])
+    assert harness.tick().result.run_requests == []
+    assert LandingCursor.decode(harness.cursor).table("core_order").quarantine == {}
+
+
+# Saved by the previous release (cursor format version 1) after it took V1_LANDING: the full
+# load of core_tenant over (its load stream listed after LOAD00000002.csv), the one of
+# core_order still landing (its keys kept in ``s``, listed from the stream start).
+V1_CURSOR = (
+    '{"n":3,"t":{"core_customer":{"cdc":{},"load":{}},"core_event":{"cdc":{},"load":{}},'
+    '"core_invoice":{"cdc":{},"load":{}},"core_order":{"cdc":{"a":"2024/03/01/20240301-020000",'
+    '"h":"20240301030000","p":"2024/03/01/20240301-030000000.csv","s":["2024/03/01/20240301-'
+    '020000000.csv","2024/03/01/20240301-030000000.csv"]},"load":{"p":"LOAD00000002.csv","s":'
+    '["LOAD00000001.csv","LOAD00000002.csv"],"u":1709395200.0}},"core_orderitem":{"cdc":{},'
+    '"load":{}},"core_product":{"cdc":{},"load":{}},"core_subscription":{"cdc":{},"load":{}},'
+    '"core_tenant":{"cdc":{"a":"2024/03/01/20240301-010000","h":"20240301020000","p":"2024/03/'
+    '01/20240301-020000000.csv","s":["2024/03/01/20240301-010000000.csv","2024/03/01/20240301-'
+    '020000000.csv"]},"load":{"a":"LOAD00000002.csv","p":"LOAD00000002.csv"}}},"v":1}'
+)
+V1_DAY = datetime(2024, 3, 1, tzinfo=UTC)
+V1_LANDING = [
+    *(cdc_key("core_tenant", V1_DAY + timedelta(hours=hour)) for hour in (1, 2)),
+    *(load_key("core_tenant", n) for n in (1, 2)),
+    *(cdc_key("core_order", V1_DAY + timedelta(hours=hour)) for hour in (1, 2, 3)),
+    *(load_key("core_order", n) for n in (1, 2)),
+]
+
+
+def test_a_version_1_cursor_is_upgraded_without_requesting_again(
+    lake_uri, instance, clock, s3_client
+):
+    store = open_lake(lake_uri)
+    new = [cdc_key("core_tenant", V1_DAY + timedelta(hours=3)), load_key("core_order", 3)]
+    write_files(store, V1_LANDING + new, s3_client)
+    harness = Harness(instance, lake_uri, LandingSettings(), clock)
+    harness.cursor = V1_CURSOR
+
+    # Only what the old cursor had not taken is requested ...
+    tick = harness.tick()
+    assert landed_keys(tick) == sorted(new)
+    # ... and the cursor saved is version 2, knowing every full-load file by its version.
+    assert json.loads(harness.cursor)["v"] == 2
+    cursor = LandingCursor.decode(harness.cursor)
+    assert sorted(cursor.table("core_order").load.versions) == [
+        f"LOAD0000000{n}.csv" for n in (1, 2, 3)
+    ]
+    assert sorted(cursor.table("core_tenant").load.versions) == [
+        "LOAD00000001.csv",
+        "LOAD00000002.csv",
+    ]
+    assert cursor.table("core_order").load.v1_seen == set()
+    assert harness.tick().result.run_requests == []
+
+    # From now on a reload under a known name is seen.
+    write_files(store, [load_key("core_tenant", 1)], s3_client, data=b"reloaded\n")
+    [event] = harness.tick().result.asset_events
+    assert event.metadata["rewritten"].value == 1
+    assert event.metadata["first_file"].value == load_key("core_tenant", 1)
+
+
 # --------------------------------------------------------------------------- layouts and units
 
 
@@ -554,23 +731,34 @@ def test_layouts_whose_folders_do_not_sort_by_time_are_refused():
         check_layout(dms)
     # The definitions still load (backfills work); every tick fails saying why.
     sensor = build_dms_landing_sensor(dataclasses.replace(CONTRACTS, dms=dms), DAILY)
-    context = dg.build_sensor_context(resources={"lake": LakeResource(uri="/nonexistent")})
+    context = dg.build_sensor_context(
+        resources={
+            "lake": LakeResource(uri="/nonexistent"),
+            "iceberg": IcebergCatalogResource(uri=IN_MEMORY_CATALOG, lake_uri="/nonexistent"),
+        }
+    )
     with pytest.raises(Exception, match="sort in time order"):
         sensor(context)
 
 
 def test_cursor_round_trip_and_compression():
     cursor = LandingCursor(next_table=3)
-    state = cursor.stream("core_order", "cdc")
-    state.after, state.pos, state.hwm = "2024/01/01/x", "2024/01/02/y", "20240102000000"
-    state.seen = {f"2024/01/02/20240102-{i:09d}.csv" for i in range(2_000)}
+    state = cursor.table("core_order")
+    state.cdc.after, state.cdc.pos, state.cdc.hwm = "2024/01/01/x", "2024/01/02/y", "20240102000000"
+    state.cdc.seen = {f"2024/01/02/20240102-{i:09d}.csv" for i in range(2_000)}
+    state.load.versions = {f"LOAD{n:08X}.csv": f"{n:08d}" for n in range(1, 301)}
+    state.quarantine = {"bronze/dms/public/core_order/2024/01/01/x.csv": "AAAAAAAA"}
     text = cursor.encode()
     assert text.startswith("z1:") and len(text) < 30_000
     assert LandingCursor.decode(text) == cursor
     small = LandingCursor()
-    small.stream("core_tenant", "load").pos = "LOAD00000001.csv"
-    assert json.loads(small.encode())["t"]["core_tenant"]["load"] == {"p": "LOAD00000001.csv"}
+    small.table("core_tenant").load.versions = {"LOAD00000001.csv": "AAAAAAAA"}
+    document = json.loads(small.encode())
+    assert document["v"] == 2
+    assert document["t"]["core_tenant"] == {"load": {"k": {"LOAD00000001.csv": "AAAAAAAA"}}}
     assert LandingCursor.decode(None) == LandingCursor()
+    with pytest.raises(ValueError, match="cursor version 3"):
+        LandingCursor.decode('{"v":3}')
 
 
 def test_day_ranges():

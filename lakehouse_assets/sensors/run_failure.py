@@ -8,23 +8,15 @@ again on the next tick instead of dropping the alert.
 
 from __future__ import annotations
 
-import json
-import os
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
 from lakehouse_assets.names import RANGE_END_TAG, RANGE_START_TAG, RUN_FAILURE_SENSOR_NAME
+from lakehouse_assets.sensors.webhook import ALERT_WEBHOOK_VAR, post_webhook
 
-ALERT_WEBHOOK_VAR = "LAKEHOUSE_ALERT_WEBHOOK"
 SENSOR_NAME = RUN_FAILURE_SENSOR_NAME
-WEBHOOK_TIMEOUT_S = 10.0
-
-
-def webhook_from_env(environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get(ALERT_WEBHOOK_VAR, "").strip()
 
 
 def run_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
@@ -74,17 +66,6 @@ def failure_payload(
         "step_errors": step_errors,
         "tags": {k: v for k, v in tags.items() if not k.startswith(".dagster")},
     }
-
-
-def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = WEBHOOK_TIMEOUT_S) -> int:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # raises on 4xx/5xx
-        return response.status
 
 
 def _root_cause(error: Any) -> str:

@@ -2,9 +2,10 @@
 
 The bronze materializations record each day's files with their count and bytes. The
 days of one table become one partition-range run (days further apart than
-``range_gap_days`` start a new range). Run keys are derived from the files requested,
-so evaluating the same tick twice (a daemon restarted before the cursor was saved)
-launches nothing twice.
+``range_gap_days`` start a new range). Run keys are derived from the files requested and
+their versions, so evaluating the same tick twice (a daemon restarted before the cursor was
+saved) launches nothing twice, while a file rewritten under its key (a reload, a fixed
+quarantined file) gets a run of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lakehouse_assets.names import (
     bronze_asset_key,
     silver_asset_key,
 )
-from lakehouse_assets.sensors.landing.scan import LandedFile, LandingScan
+from lakehouse_assets.sensors.landing.context import LandedFile, LandingScan
 from lakehouse_assets.sensors.landing.settings import LandingSettings
 
 # A silver run is one merge step and its checks: running them in the run's own
@@ -82,6 +83,7 @@ def _bronze_materialization(
         metadata={
             "files": len(files),
             "bytes": sum(f.size for f in files),
+            "rewritten": sum(f.rewritten for f in files),
             "first_file": keys[0],
             "last_file": keys[-1],
             "newest_last_modified": dg.MetadataValue.timestamp(max(f.last_modified for f in files)),
@@ -93,8 +95,10 @@ def _bronze_materialization(
 def _silver_range_run(
     table: str, first: date, last: date, files: list[LandedFile], settings: LandingSettings
 ) -> dg.RunRequest:
-    # The run key names the files, not the tick: the same files give the same key.
-    digest = hashlib.sha256("\n".join(sorted(f.key for f in files)).encode()).hexdigest()[:20]
+    # The run key names the files and their versions, not the tick: the same files give the
+    # same key, a file rewritten under its key another one.
+    names = sorted(f"{f.key}\0{f.version}" for f in files)
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:20]
     return dg.RunRequest(
         run_key=f"silver/{table}:{first.isoformat()}...{last.isoformat()}:{digest}",
         asset_selection=[silver_asset_key(table)],
