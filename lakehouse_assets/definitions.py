@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import dagster as dg
@@ -14,6 +15,7 @@ from lakehouse_assets.automation import (
 )
 from lakehouse_assets.bronze.assets import build_bronze_assets
 from lakehouse_assets.gold.assets import build_gold_assets
+from lakehouse_assets.gold.exports import GoldExportsResource
 from lakehouse_assets.gold.refresh import build_gold_refresh_sensor
 from lakehouse_assets.gold.summaries import SUMMARIES, summaries_for
 from lakehouse_assets.io_managers.bronze import BronzeIOManager
@@ -29,6 +31,7 @@ from lakehouse_assets.postgres import PostgresResource
 from lakehouse_assets.resources import ContractsResource, IcebergCatalogResource, LakeResource
 from lakehouse_assets.sensors import (
     LandingSettings,
+    build_check_failure_sensor,
     build_dms_landing_sensor,
     build_run_failure_sensor,
     webhook_from_env,
@@ -36,7 +39,20 @@ from lakehouse_assets.sensors import (
 from lakehouse_assets.settings import Settings, settings_from_env
 from lakehouse_assets.silver.assets import build_silver_assets
 from lakehouse_assets.silver.checks import build_silver_checks
+from lakehouse_assets.silver.maintenance_job import (
+    build_maintenance_job,
+    build_maintenance_schedule,
+)
 from lakehouse_assets.silver.spark.session import LakehouseSparkResource
+
+# Single-run backfills (one run, one Iceberg commit or PostgreSQL transaction per range) are
+# the project's deliberate choice for every partitioned asset: not a warning per asset and
+# step process. Every other beta or preview warning still shows.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Parameter `backfill_policy` of function `asset` is currently in beta",
+    category=dg.BetaWarning,
+)
 
 
 @dg.definitions
@@ -48,6 +64,7 @@ def defs() -> dg.Definitions:
         end_offset=1,
     )
     automation = AutomationSettings.from_env()
+    maintenance = build_maintenance_job(settings.contracts)
     core = dg.Definitions(
         assets=[
             *build_bronze_assets(settings.contracts, daily),
@@ -65,8 +82,11 @@ def defs() -> dg.Definitions:
         sensors=[
             build_dms_landing_sensor(settings.contracts, daily, LandingSettings.from_env()),
             build_run_failure_sensor(webhook_from_env()),
+            build_check_failure_sensor(webhook_from_env()),
             build_automation_sensor(automation),
         ],
+        jobs=[maintenance],
+        schedules=[build_maintenance_schedule(maintenance)],
         resources=lake_resources(settings.lake_uri, settings.catalog_uri, settings.contracts_path),
     )
     return dg.Definitions.merge(core, gold_and_marts(settings, daily))
@@ -115,6 +135,7 @@ def gold_and_marts(settings: Settings, daily: dg.TimeWindowPartitionsDefinition)
         resources={
             "postgres": postgres,
             POSTGRES_IO_MANAGER: PostgresIOManager(postgres=postgres),
+            "gold_exports": GoldExportsResource(summaries=settings.gold_exports),
             "dbt": marts_resource(),
         },
     )

@@ -5,7 +5,12 @@ from pyiceberg.catalog import Catalog
 
 from lakehouse_assets.contracts import Contracts, load_contracts_cached
 from lakehouse_assets.lake import LakeStore, open_lake
-from lakehouse_assets.lake.catalog import open_catalog, warehouse_for_lake
+from lakehouse_assets.lake.catalog import (
+    CatalogChoice,
+    open_chosen_catalog,
+    resolve_catalog,
+    warehouse_for_lake,
+)
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -29,13 +34,30 @@ class ContractsResource(dg.ConfigurableResource):
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
-    """The Iceberg SQL catalog named ``lakehouse`` (SQLite file or PostgreSQL URL) and the
-    warehouse folder its tables live in. Iceberg's JDBC catalog, named the same, sees the
-    same tables."""
+    """The Iceberg catalog named ``lakehouse`` and the warehouse its tables live in.
 
-    uri: str
+    ``uri`` set (``LAKEHOUSE_CATALOG_URI``): pyiceberg's SQL catalog on that SQLite file or
+    PostgreSQL database, which Iceberg's JDBC catalog, named the same, shares. Empty: the
+    catalog ``lakehouse`` of pyiceberg's own configuration (Glue, REST, ...) when it defines
+    one, else the embedded SQLite file (``lakehouse_assets.lake.catalog``).
+    """
+
+    uri: str = ""
     lake_uri: str
     warehouse: str = ""  # empty: <lake_uri>/warehouse
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Once per step: say which catalog the step works on, and why when two were given.
+        choice = self.choice()
+        if context.log is None:
+            return
+        note = choice.precedence_note()
+        if note:
+            context.log.warning(note)
+        context.log.info(choice.describe())
+
+    def choice(self) -> CatalogChoice:
+        return resolve_catalog(self.uri, self.warehouse or warehouse_for_lake(self.lake_uri))
+
     def catalog(self) -> Catalog:
-        return open_catalog(self.uri, self.warehouse or warehouse_for_lake(self.lake_uri))
+        return open_chosen_catalog(self.choice())

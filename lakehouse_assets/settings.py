@@ -19,6 +19,7 @@ from lakehouse_assets.contracts import Contracts, load_contracts_cached
 DEMO_START_DATE = date(2024, 1, 1)
 DEMO_MANIFEST = "demo/manifest.json"  # lakehouse-demo writes it next to the landing
 DEFAULT_LAKE_URI = "./.lakehouse/data-lake"
+# The catalog when neither LAKEHOUSE_CATALOG_URI nor pyiceberg's configuration gives one.
 DEFAULT_CATALOG_URI = "sqlite:///.lakehouse/catalog.db"
 
 LAKE_URI_VAR = "LAKEHOUSE_LAKE_URI"
@@ -27,6 +28,9 @@ CONTRACTS_VAR = "LAKEHOUSE_CONTRACTS"
 START_DATE_VAR = "LAKEHOUSE_START_DATE"
 # Gold database; unset: the embedded PostgreSQL server in ./.lakehouse/postgres.
 POSTGRES_URL_VAR = "LAKEHOUSE_POSTGRES_URL"
+# Gold summaries also written as Iceberg tables gold.<name>: "all", names (comma-separated),
+# or unset for none.
+GOLD_EXPORTS_VAR = "LAKEHOUSE_GOLD_EXPORTS"
 # Days of bronze the silver ledgers remember (bronze's lifecycle keeps 90).
 LEDGER_RETENTION_VAR = "LAKEHOUSE_LEDGER_RETENTION_DAYS"
 DEFAULT_LEDGER_RETENTION_DAYS = 100
@@ -35,12 +39,15 @@ DEFAULT_LEDGER_RETENTION_DAYS = 100
 @dataclass(frozen=True)
 class Settings:
     lake_uri: str | dg.EnvVar
+    # Empty: pyiceberg's catalog "lakehouse" if configured, else DEFAULT_CATALOG_URI, decided
+    # at run time (lakehouse_assets.lake.catalog).
     catalog_uri: str | dg.EnvVar
     contracts_path: str | dg.EnvVar
     contracts: Contracts
     start_date: date
     postgres_url: str | dg.EnvVar = ""  # empty: the embedded server
     ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
+    gold_exports: str | dg.EnvVar = ""  # empty: no gold exports
 
 
 def _env_or_default(name: str, default: str) -> str | dg.EnvVar:
@@ -69,7 +76,7 @@ def settings_from_env() -> Settings:
         raise ValueError(f"{START_DATE_VAR}={start_text!r} is not a date like 2024-01-31") from None
     return Settings(
         lake_uri=_env_or_default(LAKE_URI_VAR, DEFAULT_LAKE_URI),
-        catalog_uri=_env_or_default(CATALOG_URI_VAR, DEFAULT_CATALOG_URI),
+        catalog_uri=_env_or_default(CATALOG_URI_VAR, ""),
         contracts_path=_env_or_default(CONTRACTS_VAR, ""),
         # The asset graph has one asset per contract table, so the contracts are
         # needed to build it, not only to run it.
@@ -77,6 +84,7 @@ def settings_from_env() -> Settings:
         start_date=start,
         postgres_url=_env_or_default(POSTGRES_URL_VAR, ""),
         ledger_retention_days=_whole_days(LEDGER_RETENTION_VAR, DEFAULT_LEDGER_RETENTION_DAYS),
+        gold_exports=_env_or_default(GOLD_EXPORTS_VAR, ""),
     )
 
 

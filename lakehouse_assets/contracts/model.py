@@ -4,6 +4,13 @@ A contract file holds the DMS endpoint settings (``dms:``) and the replicated
 tables (``tables:``). Loading validates everything up front, so a bad contract
 fails with a message naming the file, the table and the field instead of
 failing later inside a run.
+
+Names are normalised here, once: table and column names become lower case, the only
+names Glue, Athena and Trino keep (sources such as Oracle upper-case them). Every lake
+name (asset keys, Iceberg tables and columns, gold) is the lower-case one; the DMS side
+keeps the source's spelling where it matters (``TableContract.source_name``, the table's
+DMS folder; header and Parquet columns match names case-insensitively). Two names that
+differ only in case are refused.
 """
 
 from __future__ import annotations
@@ -123,12 +130,18 @@ class DmsSettings:
 
 @dataclass(frozen=True)
 class TableContract:
-    name: str
+    name: str  # lower case: the lake's name (asset keys, silver.<name>)
     schema: str
     primary_key: tuple[str, ...]
     columns: tuple[Column, ...]
     partition_by: PartitionSpec | None = None
     history: bool = False  # keep every version in silver.<table>__history (SCD type 2)
+    source_name: str = ""  # the table as the contract (the source, DMS) spells it; empty: name
+
+    @property
+    def dms_name(self) -> str:
+        """The table's name in DMS object keys (``<schema>/<table>/...``): the source's spelling."""
+        return self.source_name or self.name
 
     @property
     def column_names(self) -> list[str]:
@@ -206,9 +219,17 @@ def parse_contracts(document: Any, source: str) -> Contracts:
     tables_doc = document.get("tables")
     if not isinstance(tables_doc, dict) or not tables_doc:
         raise where.at("tables").error("must map table names to table contracts")
-    tables = {
-        name: _parse_table(name, body, where.table(name)) for name, body in tables_doc.items()
-    }
+    tables: dict[str, TableContract] = {}
+    spelled: dict[str, str] = {}  # lower-case name -> the contract's spelling
+    for name, body in tables_doc.items():
+        table = _parse_table(name, body, where.table(name))
+        if table.name in spelled:
+            raise where.table(name).error(
+                f"tables {spelled[table.name]!r} and {name!r} are both {table.name!r} once "
+                "lower-cased (Glue, Athena and Trino keep only lower-case names): rename one"
+            )
+        spelled[table.name] = name
+        tables[table.name] = table
     return Contracts(source=source, dms=dms, tables=tables)
 
 
@@ -386,6 +407,7 @@ def _parse_table(name: Any, body: Any, where: _Where) -> TableContract:
         raise where.at("primary_key").error(
             "missing: CDC merges need the primary key column list, e.g. [id]"
         )
+    primary_key = [key.lower() if isinstance(key, str) else key for key in primary_key]
     for key in primary_key:
         if key not in names:
             raise where.at("primary_key").error(f"column {key!r} is not in the table's columns")
@@ -396,12 +418,13 @@ def _parse_table(name: Any, body: Any, where: _Where) -> TableContract:
     )
     partition = _parse_partition(body.get("partition_by"), columns, where.at("partition_by"))
     return TableContract(
-        name=name,
+        name=name.lower(),
         schema=schema,
         primary_key=tuple(primary_key),
         columns=columns,
         partition_by=partition,
         history=_bool(body, "history", False, where),
+        source_name=name if name != name.lower() else "",
     )
 
 
@@ -409,7 +432,7 @@ def _parse_columns(body: Any, where: _Where) -> tuple[Column, ...]:
     if not isinstance(body, list) or not body:
         raise where.error("missing: the table's columns in DMS (source ordinal) order")
     columns: list[Column] = []
-    seen: set[str] = set()
+    spelled: dict[str, str] = {}  # lower-case name -> the contract's spelling
     for index, item in enumerate(body):
         here = where.at(index)
         if not isinstance(item, dict):
@@ -422,9 +445,14 @@ def _parse_columns(body: Any, where: _Where) -> tuple[Column, ...]:
             raise here.at("name").error(
                 f"column {name!r}: names starting with '_' are reserved for DMS metadata columns"
             )
-        if name in seen:
+        if name in spelled.values():
             raise here.at("name").error(f"duplicate column {name!r}")
-        seen.add(name)
+        if name.lower() in spelled:
+            raise here.at("name").error(
+                f"columns {spelled[name.lower()]!r} and {name!r} are both {name.lower()!r} once "
+                "lower-cased (Glue, Athena and Trino keep only lower-case names): rename one"
+            )
+        spelled[name.lower()] = name
         type_name = str(item.get("type", "")).strip().lower().replace(" ", "")
         try:
             arrow_type(type_name)
@@ -441,7 +469,7 @@ def _parse_columns(body: Any, where: _Where) -> tuple[Column, ...]:
         nullable = item.get("nullable", True)
         if not isinstance(nullable, bool):
             raise here.at("nullable").error(f"must be true or false, got {nullable!r}")
-        columns.append(Column(name=name, type=type_name, nullable=nullable))
+        columns.append(Column(name=name.lower(), type=type_name, nullable=nullable))
     return tuple(columns)
 
 
@@ -452,6 +480,7 @@ def _parse_partition(body: Any, columns: tuple[Column, ...], where: _Where) -> P
         raise where.error("must be a mapping like {column: created_at, transform: month}")
     _reject_unknown(body, {"column", "transform"}, where)
     column_name = body.get("column")
+    column_name = column_name.lower() if isinstance(column_name, str) else column_name
     by_name = {column.name: column for column in columns}
     if column_name not in by_name:
         raise where.at("column").error(f"column {column_name!r} is not in the table's columns")

@@ -3,7 +3,9 @@
 Daily-partitioned summaries are keyed by business date (the day an order was
 created, an event occurred, ...). A run for days D1..Dn is one run (single-run
 backfill policy): one scan of silver for the window, one SQL query, one
-transaction that replaces those days in PostgreSQL (Postgres IO manager).
+transaction that replaces those days in PostgreSQL (Postgres IO manager), and, for the
+summaries ``LAKEHOUSE_GOLD_EXPORTS`` names, one Iceberg commit that replaces the same days
+of ``gold.<summary>`` in the lakehouse catalog (gold/exports.py) before PostgreSQL's.
 """
 
 from datetime import timedelta
@@ -11,6 +13,7 @@ from datetime import timedelta
 import dagster as dg
 
 from lakehouse_assets.contracts import Contracts
+from lakehouse_assets.gold.exports import GoldExportsResource, export_rows
 from lakehouse_assets.gold.summaries import (
     DAY_COLUMN,
     GoldSummary,
@@ -33,14 +36,13 @@ from lakehouse_assets.resources import IcebergCatalogResource
 def build_gold_assets(
     contracts: Contracts, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    return [
-        _gold_asset(summary, partitions_def)
-        for summary in summaries_for(frozenset(contracts.tables))
-    ]
+    summaries = summaries_for(frozenset(contracts.tables))
+    names = frozenset(summary.name for summary in summaries)
+    return [_gold_asset(summary, partitions_def, names) for summary in summaries]
 
 
 def _gold_asset(
-    summary: GoldSummary, partitions_def: dg.PartitionsDefinition
+    summary: GoldSummary, partitions_def: dg.PartitionsDefinition, names: frozenset[str]
 ) -> dg.AssetsDefinition:
     metadata: dict[str, object] = {
         PRIMARY_KEY_METADATA: list(summary.primary_key),
@@ -63,13 +65,24 @@ def _gold_asset(
         description=summary.description,
         metadata=metadata,
     )
-    def gold(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource):
+    def gold(
+        context: dg.AssetExecutionContext,
+        iceberg: IcebergCatalogResource,
+        gold_exports: GoldExportsResource,
+    ):
         window = None
         if summary.partitioned:
             time_window = context.partition_time_window
             window = Window(time_window.start.date(), time_window.end.date())
-        rows, input_rows = compute_summary(summary, iceberg.catalog(), window)
+        catalog = iceberg.catalog()
+        rows, input_rows = compute_summary(summary, catalog, window)
         output_metadata: dict[str, object] = {"input_rows": dg.MetadataValue.json(input_rows)}
+        if gold_exports.exported(summary.name, names):
+            days = (DAY_COLUMN, window.start, window.end) if window is not None else None
+            export = export_rows(catalog, summary.name, rows, days)
+            output_metadata["export_table"] = export.identifier
+            output_metadata["export_snapshot_id"] = str(export.snapshot_id)
+            output_metadata["export_commit_attempts"] = export.commit_attempts
         if window is not None:
             output_metadata["days"] = (
                 f"{window.start.isoformat()}...{(window.end - timedelta(days=1)).isoformat()}"
