@@ -28,11 +28,7 @@ from pyiceberg.table import Table
 
 from lakehouse_assets.bronze.files import BronzeFile
 from lakehouse_assets.contracts import (
-    Column,
     Contracts,
-    DatePartitioning,
-    DmsSettings,
-    PartitionSpec,
     TableContract,
 )
 from lakehouse_assets.dms import encode_csv_rows, parse_object_key, read_dms_file
@@ -73,23 +69,10 @@ from lakehouse_assets.silver.maintenance_job import (
 )
 from lakehouse_assets.silver.quarantine import quarantined, update_quarantine
 from lakehouse_assets.silver.result import MergeResult, snapshot_property
+from lakehouse_assets_tests.test_silver_iceberg import CONTRACT, DMS, INGESTED
 
-CONTRACT = TableContract(
-    name="orders",
-    schema="public",
-    primary_key=("id",),
-    columns=(
-        Column("id", "bigint", nullable=False),
-        Column("name", "string"),
-        Column("amount", "decimal(10,2)"),
-        Column("created_at", "timestamp"),
-    ),
-    partition_by=PartitionSpec(column="created_at", transform="month"),
-)
-DMS = DmsSettings(bucket_folder="bronze/dms", date_partition=DatePartitioning(enabled=True))
 SILVER = silver_identifier(CONTRACT.name)
 REJECTS = silver_identifier(CONTRACT.name, "rejects")
-INGESTED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DAY = 86_400
 
 

@@ -18,7 +18,7 @@ import gzip
 import io
 import math
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -29,9 +29,7 @@ from pyiceberg.catalog import Catalog
 from lakehouse_assets.bronze.files import list_partition_files
 from lakehouse_assets.contracts import (
     Column,
-    DatePartitioning,
     DmsSettings,
-    PartitionSpec,
     TableContract,
     load_contracts,
 )
@@ -46,21 +44,8 @@ from lakehouse_assets.silver.spark.reader import BronzeFileRef, spark_uri
 from lakehouse_assets.silver.spark.session import lakehouse_spark_session
 from lakehouse_assets.silver.spark.typing import SparkEngineUnsupported
 from lakehouse_assets.silver.tables import rejects_identifier, table_identifier
-
-INGESTED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-DMS = DmsSettings(bucket_folder="bronze/dms", date_partition=DatePartitioning(enabled=True))
-ORDERS = TableContract(
-    name="orders",
-    schema="public",
-    primary_key=("id",),
-    columns=(
-        Column("id", "bigint", nullable=False),
-        Column("name", "string"),
-        Column("amount", "decimal(10,2)"),
-        Column("created_at", "timestamp"),
-    ),
-    partition_by=PartitionSpec(column="created_at", transform="month"),
-)
+from lakehouse_assets_tests.test_silver_iceberg import CONTRACT as ORDERS
+from lakehouse_assets_tests.test_silver_iceberg import DMS, INGESTED
 
 pytestmark = pytest.mark.spark
 COUNTS = (
