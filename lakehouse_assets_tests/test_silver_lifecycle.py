@@ -272,6 +272,27 @@ def test_a_reload_loses_to_changes_committed_after_it_began(make_lake):
     assert result.swept == 0
 
 
+def test_a_completed_load_sweeps_only_files_that_can_hold_rows_from_before_it(tmp_path):
+    """The sweep at a load's completion reads the data files holding rows committed or
+    transferred before the load's first transfer, not the load's own files."""
+    lake = Lake(tmp_path, "acc_sweep")
+    lake.cdc(at(D1, 7), [["I", at(D1, 6), 9, "before the load", "9.00"]])
+    lake.run(D1)  # a CDC-only start: 9 is the only row positioned before the load
+    # One load crossing midnight: its files land on two days and are merged by two runs.
+    lake.load("LOAD00000001.csv", at(D2, 23, 40), [(1, "one", "1.00")], at(D2, 23, 41))
+    lake.run(D2)
+    lake.load("LOAD00000002.csv", at(D3, 0, 10), [(100, "hundred", "1.00")], at(D3, 0, 11))
+    lake.run(D3)
+    table = lake.catalog.load_table(table_identifier(lake.contract))
+    assert len(list(table.scan().plan_files())) == 3  # 9, the load's 1, the load's 100
+    lake.cdc(at(D3, 12), [["U", at(D3, 11), 100, "hundred b", "1.00"]])
+    result = lake.run(D3)
+    assert lake.live() == {1: "one", 100: "hundred b"}
+    assert result.swept == 1
+    # The file of 9 (swept) and the file of 100 (its change), not the file of 1.
+    assert result.files_scanned == 2
+
+
 def test_a_reload_is_not_reconciled_while_one_of_its_files_is_quarantined(make_lake):
     lake = make_lake()
     lake.load("LOAD00000001.csv", at(D1, 8), [(1, "one", "1.00"), (2, "two", "2.00")], at(D1, 8, 1))

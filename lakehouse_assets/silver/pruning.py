@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from pyiceberg.conversions import from_bytes
 from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, LessThanOrEqual
 from pyiceberg.table import FileScanTask, Table
-from pyiceberg.types import DateType, TimestampType, TimestamptzType
+from pyiceberg.types import DateType, NestedField, TimestampType, TimestamptzType
 
 from lakehouse_assets.contracts import TableContract
 
@@ -87,6 +87,13 @@ def may_hold(file: StoredFile, keys: pa.Array) -> bool:
         pc.less_equal(keys, pa.scalar(file.high, keys.type)),
     )
     return bool(pc.any(inside).as_py())
+
+
+def may_hold_before(file: StoredFile, field: NestedField, moment_us: int) -> bool:
+    """Can ``file`` hold a row whose ``field`` (a timestamp column) is before ``moment_us``
+    (its lower bound is unknown, or lies before)? A reload's sweep reads only these files."""
+    lower = (file.task.file.lower_bounds or {}).get(field.field_id)
+    return lower is None or from_bytes(field.field_type, lower) < moment_us
 
 
 def candidate_count(table: Table, contract: TableContract, keys: pa.Array) -> int:

@@ -49,7 +49,7 @@ from lakehouse_assets.silver.merge import (
     with_key,
     with_rank,
 )
-from lakehouse_assets.silver.pruning import StoredFile, may_hold, stored_files
+from lakehouse_assets.silver.pruning import StoredFile, may_hold, may_hold_before, stored_files
 from lakehouse_assets.silver.result import TableWrite
 from lakehouse_assets.silver.tables import read_data_files, write_data_files
 
@@ -296,10 +296,14 @@ def _merge_component(
     at a time, and rewrite the files that change."""
     keys = latest[KEY].combine_chunks() if latest is not None else None
     sweeping = options.sweep is not None
+    # The sweep tombstones rows positioned before the load's start: only rows transferred or
+    # committed before its first transfer can be (its own rows, and changes after it, not).
+    commit_ts = table.schema().find_field(COMMIT_TS)
     tasks = [
         file.task
         for file in component.files
-        if sweeping or (keys is not None and may_hold(file, keys))
+        if (sweeping and may_hold_before(file, commit_ts, options.sweep.first_us))
+        or (keys is not None and may_hold(file, keys))
     ]
     held: list[tuple[Any, pa.Table, pa.Array]] = []
     for task, data in read_data_files(table, tasks):
