@@ -225,6 +225,41 @@ def test_a_crash_between_the_silver_and_the_history_commits_is_repaired(tmp_path
     assert [v[4][0] for v in stored_versions(catalog)] == ["v1", "v2"]
 
 
+def test_a_crash_in_the_run_completing_a_load_is_repaired(tmp_path, monkeypatch):
+    """The run that completes a load crashes after the silver commit: silver already knows the
+    load is complete, history does not, and the repairing run still ends the keys the load
+    lacks (history keeps the loads it absorbed itself)."""
+    catalog = make_catalog(tmp_path)
+    load = f"bronze/dms/public/{HISTORY_CONTRACT.name}/LOAD00000001.csv"
+    _merge(catalog, _cdc(1), [_row("I", 1, 8, 7, "seven")])
+    merge_changes(
+        catalog,
+        HISTORY_CONTRACT,
+        DMS,
+        read(load, [[_ts(2, 9), "1", "loaded", "1.00", None]], HISTORY_CONTRACT),
+        INGESTED,
+    )
+    real = history_module.merge_history
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process died after the silver commit")
+
+    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", crash)
+    completing = [_row("U", 2, 10, 1, "after the load")]
+    with pytest.raises(RuntimeError, match="died"):
+        _merge(catalog, _cdc(2, "120000000"), completing)
+    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", real)
+    _merge(catalog, _cdc(2, "120000000"), completing)
+    start = _at(2, 9) - LOAD_MARGIN
+    got = [(v[0], v[1], v[2], v[3]) for v in stored_versions(catalog)]
+    assert got == [
+        (1, start, _at(2, 10), False),
+        (1, _at(2, 10), None, False),
+        (7, _at(1, 8), start, False),
+        (7, start, None, True),  # the sweep, though silver had completed the load already
+    ]
+
+
 @pytest.mark.spark
 def test_the_engines_write_the_same_history(tmp_path):
     """The same bronze (CDC days, a late day, a redelivery, then a reload that no longer holds

@@ -293,7 +293,7 @@ def merge_read_files(
             current = load_or_create_silver_table(catalog, contract, dms)
             known = _history(current, dms)
             history = known.advanced(batch.load_ranges, batch.cdc_names, ready)
-            applied_history[:] = [known, history]
+            applied_history[:] = [history]  # what the committed attempt applied
             options = MergeOptions(
                 ingested_at=ingested_at,
                 history=history,
@@ -313,7 +313,7 @@ def merge_read_files(
 
         write, attempts = with_commit_retries(merge_once)
         if contract.history:
-            known, history = applied_history
+            (history,) = applied_history
             merge_history(
                 catalog,
                 contract,
@@ -321,7 +321,6 @@ def merge_read_files(
                 runs,
                 history,
                 ingested_at,
-                everything=known.generations != history.generations,
                 window_rows=settings.window_rows,
             )
     rejects = (

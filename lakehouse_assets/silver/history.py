@@ -21,6 +21,7 @@ run applying the same files again. Maintenance never purges history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -35,7 +36,7 @@ from lakehouse_assets.contracts import DmsSettings, TableContract
 from lakehouse_assets.dms import CHANGE_SEQ, COMMIT_TS, OP, SOURCE_FILE, SOURCE_ROW
 from lakehouse_assets.names import HISTORY, silver_identifier
 from lakehouse_assets.silver.changes import ChangeRuns
-from lakehouse_assets.silver.generations import SWEEP_FILE_ORDER, LoadHistory
+from lakehouse_assets.silver.generations import GENERATIONS_PROPERTY, SWEEP_FILE_ORDER, LoadHistory
 from lakehouse_assets.silver.merge import (
     CHANGE_IDENTITY,
     FILE_ORDER,
@@ -49,7 +50,7 @@ from lakehouse_assets.silver.merge import (
     with_key,
     with_rank,
 )
-from lakehouse_assets.silver.pruning import stored_files
+from lakehouse_assets.silver.pruning import may_hold, may_hold_before, stored_files
 from lakehouse_assets.silver.result import with_commit_retries
 from lakehouse_assets.silver.tables import (
     ensure_namespace,
@@ -191,27 +192,79 @@ def merge_history(
     runs: ChangeRuns,
     history: LoadHistory,
     ingested_at: datetime,
-    everything: bool,
     window_rows: int = DEFAULT_WINDOW_ROWS,
 ) -> int:
     """Add the batch's changes (``runs``: every change, not only the newest per key) to the
-    history, in one commit; ``everything``: recompute every key's timeline (the loads
-    changed). Returns the versions written."""
+    history, in one commit, and recompute the timelines the loads' changes since the history
+    last absorbed them move (``recompute_for``). Returns the versions written."""
 
     def merge_once() -> int:
         table = load_or_create_history_table(catalog, contract)
-        return _merge(table, runs, contract, dms, history, ingested_at, everything, window_rows)
+        absorbed = LoadHistory.from_property(dms, table.properties.get(GENERATIONS_PROPERTY))
+        recompute = recompute_for(absorbed, history)
+        return _merge(table, runs, contract, dms, history, ingested_at, recompute, window_rows)
 
     written, _ = with_commit_retries(merge_once)
     return written
 
 
-def _merge(table, runs, contract, dms, history, ingested_at, everything, window_rows) -> int:
+@dataclass(frozen=True)
+class Recompute:
+    """Which stored timelines a batch must recompute beyond its own keys."""
+
+    everything: bool = False  # a load's start moved, or two loads merged: every rank moves
+    # A load completed: the keys with a version from before its first transfer get its
+    # sweep (microseconds; None: no load completed).
+    before_us: int | None = None
+
+
+def recompute_for(absorbed: LoadHistory, history: LoadHistory) -> Recompute:
+    """What moving from the loads the history ``absorbed`` (its table property) to
+    ``history`` recomputes. Kept in the history table, not taken from silver's, so a run that
+    crashed between the silver and the history commits is repaired by the next one."""
+    starts = {generation.first_us for generation in history.generations}
+    if any(generation.first_us not in starts for generation in absorbed.generations):
+        return Recompute(everything=True)
+    done = {generation.first_us for generation in absorbed.generations if generation.complete}
+    completed = [g.first_us for g in history.generations if g.complete and g.first_us not in done]
+    return Recompute(before_us=min(completed) if completed else None)
+
+
+def _keys_before(table: Table, files, contract: TableContract, before_us: int) -> pa.Array | None:
+    """The keys with a version committed or transferred before ``before_us`` (a superset of
+    those a completed load's sweep can end)."""
+    commit_ts = table.schema().find_field(COMMIT_TS)
+    tasks = [file.task for file in files if may_hold_before(file, commit_ts, before_us)]
+    moment = pa.scalar(before_us, pa.int64()).cast(_TIMESTAMP)
+    found = [
+        pc.filter(
+            key_array(data, contract.primary_key),
+            pc.fill_null(pc.less(data[COMMIT_TS].combine_chunks(), moment), False),
+        )
+        for _, data in read_data_files(table, tasks)
+    ]
+    found = [keys for keys in found if len(keys)]
+    return pc.unique(pa.concat_arrays(found)) if found else None
+
+
+def _merge(table, runs, contract, dms, history, ingested_at, recompute, window_rows) -> int:
     arrow_schema = table.schema().as_arrow()
+    everything = recompute.everything
     key_range = runs.bounds()
-    if key_range is None and not everything:
+    swept_keys = None
+    if recompute.before_us is not None and not everything:
+        every_file = stored_files(table, contract, None)
+        swept_keys = _keys_before(table, every_file, contract, recompute.before_us)
+    properties = {GENERATIONS_PROPERTY: history.to_property()}
+    properties_changed = table.properties.get(GENERATIONS_PROPERTY) != history.to_property()
+    if everything or swept_keys is not None:
+        files = stored_files(table, contract, None)
+    elif key_range is not None:
+        files = stored_files(table, contract, key_range)
+    elif properties_changed:
+        files = []
+    else:
         return 0
-    files = stored_files(table, contract, None if everything else key_range)
     windows = windows_of(components_of(files), runs, window_rows)
     transaction = table.transaction()
     rewritten, added, written = [], [], 0
@@ -220,17 +273,20 @@ def _merge(table, runs, contract, dms, history, ingested_at, everything, window_
         changes = runs.slice(window.low, window.high)
         if changes.num_rows:
             changes = changes.append_column(INGESTED_AT, pa.repeat(stamp, changes.num_rows))
-        keys = pc.unique(changes[KEY]) if changes.num_rows else None
+        keys = _union(pc.unique(changes[KEY]) if changes.num_rows else None, swept_keys)
         held = []
         for component in window.components:
-            for task, data in read_data_files(table, [file.task for file in component.files]):
+            tasks = [
+                file.task
+                for file in component.files
+                if everything or (keys is not None and may_hold(file, keys))
+            ]
+            for task, data in read_data_files(table, tasks):
                 data_keys = key_array(data, contract.primary_key)
                 touched = (
                     np.ones(data.num_rows, dtype=bool)
                     if everything
                     else pc.is_in(data_keys, value_set=keys).to_numpy(zero_copy_only=False)
-                    if keys is not None
-                    else np.zeros(data.num_rows, dtype=bool)
                 )
                 if touched.any():
                     held.append((task, data, data_keys, touched))
@@ -268,15 +324,24 @@ def _merge(table, runs, contract, dms, history, ingested_at, everything, window_
                 transaction, table, _by_key(rows.filter(pa.array(~placed)), contract)
             )
         written += rows.num_rows
-    if not (rewritten or added):
+    if not (rewritten or added or properties_changed):
         return 0
-    with transaction.update_snapshot().overwrite() as overwrite:
-        for data_file in rewritten:
-            overwrite.delete_data_file(data_file)
-        for data_file in added:
-            overwrite.append_data_file(data_file)
+    if properties_changed:
+        transaction.set_properties(properties)
+    if rewritten or added:
+        with transaction.update_snapshot().overwrite() as overwrite:
+            for data_file in rewritten:
+                overwrite.delete_data_file(data_file)
+            for data_file in added:
+                overwrite.append_data_file(data_file)
     transaction.commit_transaction()
     return written
+
+
+def _union(first: pa.Array | None, second: pa.Array | None) -> pa.Array | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return pc.unique(pa.concat_arrays([first, second.cast(first.type)]))
 
 
 def _by_key(rows: pa.Table, contract: TableContract) -> pa.Table:

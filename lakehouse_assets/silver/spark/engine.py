@@ -271,7 +271,7 @@ def _merge_files(
         current = catalog.load_table(table_identifier(contract))
         known = _history(current, dms)
         history = known.advanced(load_ranges, cdc_names, loads_ready)
-        applied_history[:] = [known, history]
+        applied_history[:] = [history]  # what the committed attempt applied
         return _merge_once(
             spark,
             catalog,
@@ -289,8 +289,8 @@ def _merge_files(
     try:
         write, attempts = with_commit_retries(merge_once)
         if contract.history:
-            known, history = applied_history
-            _merge_history(spark, catalog, contract, dms, valid, history, ingested_at, known)
+            (history,) = applied_history
+            _merge_history(catalog, contract, dms, valid, history, ingested_at)
     finally:
         staged.unpersist()
     replace_rejects(catalog, contract, sorted(stats), _rejects(contract, staged, rejected, horizon))
@@ -305,21 +305,13 @@ def _merge_files(
     return _SparkRun(result, {key: _FileStats(v.rows, v.first, v.last) for key, v in stats.items()})
 
 
-def _merge_history(spark, catalog, contract, dms, valid, history, ingested_at, known) -> None:
+def _merge_history(catalog, contract, dms, valid, history, ingested_at) -> None:
     """The history of the batch's keys, by history.py's rules (one definition for both
     engines): the batch's typed changes come to the driver as Arrow."""
     changes = _on_driver(valid, contract)
     with ChangeRuns() as runs:
         runs.add(prepare_changes(changes, contract, dms))
-        merge_history(
-            catalog,
-            contract,
-            dms,
-            runs,
-            history,
-            ingested_at,
-            everything=known.generations != history.generations,
-        )
+        merge_history(catalog, contract, dms, runs, history, ingested_at)
 
 
 def _on_driver(frame, contract: TableContract) -> pa.Table:
