@@ -12,11 +12,13 @@ The history of a key is a function of the set of its changes, so applying any se
 in any order, any number of times, gives the same history: a late change is inserted into
 the middle of its key's timeline and its neighbours' ``_valid_to`` fixed in the same
 commit. Only the history of the keys a batch touches is read and rewritten (key-bound
-pruning, as silver); when the table's loads change (a load applied, its start lowered, a
-reload completed) every key's timeline is recomputed, since a load's rank moves them all.
-History is written in the same run as the current state, as its own commit; the run's
-ledger is written after both, so a crash between the two commits is repaired by the next
-run applying the same files again. Maintenance never purges history.
+pruning, as silver). The history table records the loads it has absorbed (its own
+``lakehouse.load-generations``): when a load's start is lowered or two loads merge, every
+key's timeline is recomputed, since a load's rank moves them all; when a load completes,
+the keys with a version from before its first transfer are (its sweep). History is written
+in the same run as the current state, as its own commit; the run's ledger is written after
+both, so a crash between the two commits is repaired by the next run applying the same
+files again. Maintenance never purges history.
 """
 
 from __future__ import annotations
