@@ -1,13 +1,18 @@
 """Contract loading: the demo contracts load, and every bad contract names file, table and field."""
 
 import copy
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 import yaml
 
+from lakehouse_assets.bronze.files import list_partition_files, read_partition_files
 from lakehouse_assets.contracts import ContractError, demo_contracts_path, load_contracts
+from lakehouse_assets.lake import open_lake
+from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
+from lakehouse_assets.silver.apply import merge_changes
 
 DEMO_TABLES = {
     "core_tenant",
@@ -202,3 +207,91 @@ def test_dms_columns_may_be_named_and_formats_chosen(tmp_path):
         "",
         "quarantine",
     )
+
+
+UPPER_CASE_SOURCE = {
+    "tables": {
+        "CORE_TENANT": {
+            "schema": "PUBLIC",
+            "primary_key": ["ID"],
+            "partition_by": {"column": "CREATED_AT", "transform": "month"},
+            "columns": [
+                {"name": "ID", "type": "bigint", "nullable": False},
+                {"name": "Name", "type": "string"},
+                {"name": "CREATED_AT", "type": "timestamp"},
+            ],
+        }
+    },
+}
+
+
+def test_upper_case_source_names_become_lower_case_lake_names(tmp_path):
+    contracts = load_contracts(write(tmp_path, UPPER_CASE_SOURCE))
+    assert set(contracts.tables) == {"core_tenant"}
+    tenant = contracts.table("core_tenant")
+    assert tenant.name == "core_tenant" and tenant.dms_name == "CORE_TENANT"
+    assert tenant.schema == "PUBLIC"  # DMS's folder, as the source spells it
+    assert tenant.column_names == ["id", "name", "created_at"]
+    assert tenant.primary_key == ("id",)
+    assert tenant.partition_by.column == "created_at"
+    assert load_contracts(write(tmp_path, GOOD)).table("core_order").dms_name == "core_order"
+
+
+def test_upper_case_dms_folder_lands_in_a_lower_case_silver_table(tmp_path):
+    """DMS writes the source's spelling (PUBLIC/CORE_TENANT/); bronze finds the files there
+    and silver is ``silver.core_tenant`` with lower-case columns, as Glue and Athena need."""
+    contracts = load_contracts(write(tmp_path, UPPER_CASE_SOURCE))
+    tenant = contracts.table("core_tenant")
+    store = open_lake(str(tmp_path / "lake"))
+    store.put(
+        "bronze/dms/PUBLIC/CORE_TENANT/2024/01/02/20240102-090000000.csv",
+        b"I,2024-01-02 09:00:00,1,Acme,2024-01-01 08:00:00\n",
+    )
+    day = date(2024, 1, 2)
+    files = list_partition_files(store, contracts.dms, tenant, [day])
+    assert [file.key.key for file in files] == [
+        "bronze/dms/PUBLIC/CORE_TENANT/2024/01/02/20240102-090000000.csv"
+    ]
+    catalog = open_catalog(
+        sqlite_uri_for(tmp_path / "catalog.db"), warehouse_for_lake(str(tmp_path / "lake"))
+    )
+    raw = read_partition_files(store, contracts.dms, tenant, files)
+    merge_changes(catalog, tenant, contracts.dms, raw, datetime.now(UTC))
+    table = catalog.load_table("silver.core_tenant")
+    rows = table.scan(selected_fields=("id", "name")).to_arrow().to_pylist()
+    assert rows == [{"id": 1, "name": "Acme"}]
+    assert [name for name in table.schema().column_names if not name.startswith("_")] == [
+        "id",
+        "name",
+        "created_at",
+    ]
+
+
+@pytest.mark.parametrize(
+    "tables, expected",
+    [
+        (
+            {
+                "Core_Order": GOOD["tables"]["core_order"],
+                "core_order": GOOD["tables"]["core_order"],
+            },
+            "tables 'Core_Order' and 'core_order' are both 'core_order' once lower-cased",
+        ),
+        (
+            {
+                "core_order": {
+                    **GOOD["tables"]["core_order"],
+                    "columns": [
+                        *GOOD["tables"]["core_order"]["columns"],
+                        {"name": "Total", "type": "string"},
+                    ],
+                }
+            },
+            "columns 'total' and 'Total' are both 'total' once lower-cased",
+        ),
+    ],
+)
+def test_names_that_collide_once_lower_cased_are_refused_naming_both(tmp_path, tables, expected):
+    with pytest.raises(ContractError) as raised:
+        load_contracts(write(tmp_path, {**GOOD, "tables": tables}))
+    assert expected in str(raised.value), str(raised.value)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -58,7 +59,28 @@ def project(demo_landing, tmp_path) -> dict[str, Path]:
     return {"lake": lake, "catalog": tmp_path / "catalog.db", "work": work}
 
 
-def run(command: list[str], project: dict[str, Path]) -> subprocess.CompletedProcess:
+def materialize_command(selection: str) -> list[str]:
+    """``dagster asset materialize`` of ``selection`` over RANGE, in one process."""
+    return [
+        cli("dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "lakehouse_assets.definitions",
+        "--select",
+        selection,
+        "--partition-range",
+        RANGE,
+        "--config-json",
+        IN_PROCESS,
+    ]
+
+
+def run(
+    command: list[str], project: dict[str, Path], extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``command`` in the project's empty working folder on its lake and catalog file;
+    ``extra_env`` is applied last (an empty value is an unset setting)."""
     env = {
         **os.environ,
         "LAKEHOUSE_LAKE_URI": str(project["lake"]),
@@ -66,6 +88,7 @@ def run(command: list[str], project: dict[str, Path]) -> subprocess.CompletedPro
         "LAKEHOUSE_START_DATE": START.isoformat(),
         # The demo's commits are from 2024; this test is not about freshness.
         "LAKEHOUSE_FRESHNESS_MAX_LAG_MINUTES": "100000000",
+        **(extra_env or {}),
     }
     return subprocess.run(
         command,
@@ -143,19 +166,7 @@ def test_dg_launch_of_a_partition_range_and_dagster_asset_materialize_agree(proj
     shutil.copytree(project["lake"] / "bronze", classic["lake"] / "bronze")
     shutil.copytree(project["lake"] / "demo", classic["lake"] / "demo")
     materialized = run(
-        [
-            cli("dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "lakehouse_assets.definitions",
-            "--select",
-            BRONZE_AND_SILVER,
-            "--partition-range",
-            RANGE,
-            "--config-json",
-            IN_PROCESS,
-        ],
+        materialize_command(BRONZE_AND_SILVER),
         classic,
     )
     output = materialized.stdout + materialized.stderr

@@ -56,7 +56,7 @@ def list_partition_files(
     for, not the table's history.
     """
     wanted = set(days)
-    prefix = table_prefix(dms, contract.schema, contract.name)
+    prefix = table_prefix(dms, contract.schema, contract.dms_name)
     if dms.date_partition.enabled:
         prefixes = sorted({prefix + date_folder_prefix(dms.date_partition, day) for day in wanted})
         prefixes += [prefix + name for name in _FULL_LOAD_PREFIXES]
@@ -76,7 +76,7 @@ def list_load_objects(
 ) -> list[ObjectInfo]:
     """Every full-load file of the table now in bronze, whatever its day (a reload is
     reconciled only once all of them are applied)."""
-    prefix = table_prefix(dms, contract.schema, contract.name)
+    prefix = table_prefix(dms, contract.schema, contract.dms_name)
     listings = (
         [prefix + name for name in _FULL_LOAD_PREFIXES] if dms.date_partition.enabled else [prefix]
     )

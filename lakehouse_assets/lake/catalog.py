@@ -188,7 +188,9 @@ def open_chosen_catalog(choice: CatalogChoice) -> Catalog:
         return SqlCatalog(CATALOG_NAME, **properties)
     try:
         return load_catalog(CATALOG_NAME, **properties)
-    except (OSError, RESTError) as exc:  # requests' errors are OSErrors
+    # requests' errors are OSErrors; a server answering 501, or not in the REST protocol's
+    # JSON, gives NotImplementedError or ValueError (pydantic's ValidationError is one).
+    except (OSError, RESTError, NotImplementedError, ValueError) as exc:
         raise CatalogUnavailable(f"{choice.describe()}: cannot open it: {exc}") from exc
 
 
