@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 
 from lakehouse_assets.bronze.files import BronzeFile
-from lakehouse_assets.contracts import load_contracts
+from lakehouse_assets.contracts import load_contracts, parse_contracts
 from lakehouse_assets.contracts.model import DatePartitioning
 from lakehouse_assets.demo.simulator import generate
 from lakehouse_assets.dms import date_folder, parse_object_key, table_prefix
@@ -723,6 +723,28 @@ def test_late_files_in_every_time_ordered_layout(tmp_path, partitioning):
     second = scan(first.cursor)
     assert sorted(f.key for f in second.files) == sorted([late, load_key("core_order", 1)])
     assert scan(second.cursor).files == []
+
+
+def test_an_upper_case_source_table_is_listed_under_its_dms_folder(tmp_path):
+    """Contracts lower-case the lake's names; DMS writes the source's spelling."""
+    body = {"schema": "public", "primary_key": ["ID"], "columns": [{"name": "ID", "type": "int"}]}
+    contracts = parse_contracts(
+        {"dms": {"date_partition": {"enabled": True}}, "tables": {"ORDERS": body}}, "test"
+    )
+    store = open_lake(str(tmp_path / "lake"))
+    at = datetime(2024, 5, 31, 22, 0, tzinfo=UTC)
+    key = f"bronze/dms/public/ORDERS/2024/05/31/{at:%Y%m%d-%H%M%S}000.csv"
+    write_files(store, [key])
+    scan = scan_landing(
+        store,
+        contracts,
+        LandingCursor(),
+        LandingSettings(),
+        first_day=date(2024, 1, 1),
+        last_day=date(2024, 12, 31),
+        now=datetime.now(UTC),
+    )
+    assert [(f.table, f.key) for f in scan.files] == [("orders", key)]
 
 
 def test_layouts_whose_folders_do_not_sort_by_time_are_refused():

@@ -73,7 +73,9 @@ class DmsTarget:
         """One LOAD file of ``name``: ``rows`` transferred at ``transfer_us`` (every row's
         timestamp column). Returns its key."""
         contract = self.contracts.table(name)
-        key = full_load_key(self.dms, contract.schema, name, counter) + self.gzip_suffix
+        key = (
+            full_load_key(self.dms, contract.schema, contract.dms_name, counter) + self.gzip_suffix
+        )
         data = encode_dms_file(
             mixed_booleans(rows, contract, self.rng),
             key,
@@ -113,7 +115,10 @@ class DmsTarget:
     def write_cdc_file(self, name: str, rows: pa.Table, flushed_us: int) -> str:
         """One CDC file of ``name`` (rows from ``cdc_rows``) written at ``flushed_us``."""
         contract = self.contracts.table(name)
-        key = cdc_key(self.dms, contract.schema, name, moment(flushed_us)) + self.gzip_suffix
+        key = (
+            cdc_key(self.dms, contract.schema, contract.dms_name, moment(flushed_us))
+            + self.gzip_suffix
+        )
         data = encode_dms_file(
             rows,
             key,

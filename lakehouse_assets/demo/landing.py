@@ -38,7 +38,7 @@ def next_id_in_files(store: LakeStore, contracts: Contracts, name: str, live: pa
     reload removed are in no file any more, so taking one again goes unseen.)"""
     contract, dms = contracts.table(name), contracts.dms
     highest = pc.max(live["id"]).as_py() or 0
-    for info in store.list_objects(table_prefix(dms, contract.schema, name)):
+    for info in store.list_objects(table_prefix(dms, contract.schema, contract.dms_name)):
         if parse_object_key(info.key, dms).kind is not FileKind.CDC:
             continue
         ids = read_dms_file(store.get(info.key), info.key, contract, dms)["id"]

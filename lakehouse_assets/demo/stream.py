@@ -137,7 +137,7 @@ def open_source(
     now = clock.now_us()
     if previous is None:
         if any(
-            next(store.list_objects(table_prefix(contracts.dms, c.schema, c.name)), None)
+            next(store.list_objects(table_prefix(contracts.dms, c.schema, c.dms_name)), None)
             for c in contracts.tables.values()
         ):
             raise ValueError(f"{store.uri}: DMS files but no demo manifest: not a demo landing")

@@ -125,7 +125,7 @@ def _scan_table(
     quarantined: Mapping[str, QuarantinedFile],
 ) -> None:
     state = cursor.table(contract.name)
-    prefix = table_prefix(context.dms, contract.schema, contract.name)
+    prefix = table_prefix(context.dms, contract.schema, contract.dms_name)
     _scan_load_stream(context, contract, prefix, state.load)
     if context.scan.backlog:
         return
