@@ -8,6 +8,7 @@ under tmp_path. Ages are set with ``os.utime`` (orphan files) or by moving ``now
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from lakehouse_assets.lake import ObjectInfo, open_lake
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
 from lakehouse_assets.names import (
     APPLIED,
+    HISTORY,
     MAINTENANCE_JOB,
     MAX_COMMIT_TS_PROPERTY,
     QUARANTINE,
@@ -44,8 +46,10 @@ from lakehouse_assets.names import (
     silver_pool,
 )
 from lakehouse_assets.resources import IcebergCatalogResource, LakeResource
+from lakehouse_assets.silver import apply as apply_module
 from lakehouse_assets.silver import maintenance, writer
 from lakehouse_assets.silver.apply import merge_changes
+from lakehouse_assets.silver.history import VALID_FROM
 from lakehouse_assets.silver.ledger import entry_for, record_applied
 from lakehouse_assets.silver.maintenance import (
     MaintenanceOperation,
@@ -68,7 +72,7 @@ from lakehouse_assets.silver.maintenance_job import (
     maintenance_op_name,
 )
 from lakehouse_assets.silver.quarantine import quarantined, update_quarantine
-from lakehouse_assets.silver.result import MergeResult, snapshot_property
+from lakehouse_assets.silver.result import HorizonMovedError, MergeResult, snapshot_property
 from lakehouse_assets_tests.test_silver_iceberg import CONTRACT, DMS, INGESTED
 
 SILVER = silver_identifier(CONTRACT.name)
@@ -341,6 +345,30 @@ def test_compaction_of_the_rejects_table(house):
     assert after == before  # sorted by source file, as the rewrite wrote them
 
 
+def test_maintenance_compacts_the_history_table_by_key_and_validity(house):
+    contract = dataclasses.replace(CONTRACT, history=True)
+    for day in range(1, 6):  # each run: new keys' versions in a small file of their own
+        rows = [row("I", f"2024-01-0{day} 10:00:00", day), row("U", f"2024-01-0{day} 11:00:00", 1)]
+        raw = changes(cdc_key(date(2024, 1, day)), rows)
+        merge_changes(house.catalog, contract, DMS, raw, ingested_at=INGESTED)
+    history = silver_identifier(contract.name, HISTORY)
+    versions = sorted(map(str, house.table(history).scan().to_arrow().to_pylist()))
+    reports = maintain_table(
+        house.catalog,
+        house.store,
+        contract,
+        DMS,
+        datetime.now(UTC),
+        MaintenancePolicy(operations=(MaintenanceOperation.COMPACT_DATA_FILES,)),
+    )
+    compacted = next(r for r in reports if r.table == history)
+    assert compacted.before.data_files > compacted.after.data_files == 1
+    rows = house.table(history).scan().to_arrow()
+    assert sorted(map(str, rows.to_pylist())) == versions
+    order = list(zip(rows["id"].to_pylist(), rows[VALID_FROM].to_pylist(), strict=True))
+    assert order == sorted(order)  # by key, then validity
+
+
 # ------------------------------------------------------------------ manifests
 
 
@@ -468,6 +496,31 @@ def test_purge_positions_a_tombstone_by_its_rank_time_not_its_commit_timestamp(h
 
 
 # ------------------------------------------------------------------ concurrency
+
+
+def test_a_purge_committed_while_a_merge_plans_does_not_let_it_bring_a_key_back(house, monkeypatch):
+    """The merge split its batch at the old horizon (none); the purge then removes key 1's
+    tombstone and raises the horizon past the merge's stale insert of key 1."""
+    tombstoned_table(house.catalog)
+    real_load = apply_module.load_or_create_silver_table
+    calls = []
+
+    def purge_after_the_split(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the merge's commit attempt: after the batch was split
+            purge_tombstones(house.catalog, CONTRACT, DMS, timedelta(days=30))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(apply_module, "load_or_create_silver_table", purge_after_the_split)
+    stale = [row("I", "2024-01-03 10:00:00", 1, "stale")]  # before key 1's delete (01-05)
+    with pytest.raises(HorizonMovedError, match="tombstone horizon"):
+        merge(house.catalog, cdc_key(date(2024, 1, 3), "110000000"), stale)
+    assert 1 not in {r["id"] for r in stored(house.table())}
+    monkeypatch.setattr(apply_module, "load_or_create_silver_table", real_load)
+    # The next run splits at the new horizon: the change goes to the rejects.
+    again = merge(house.catalog, cdc_key(date(2024, 1, 3), "110000000"), stale)
+    assert (again.rejected, again.inserted) == (1, 0)
+    assert 1 not in {r["id"] for r in stored(house.table())}
 
 
 @pytest.mark.parametrize("operation", ["compact", "purge"])

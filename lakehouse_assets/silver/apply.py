@@ -69,6 +69,7 @@ from lakehouse_assets.silver.rejects import replace_rejects
 from lakehouse_assets.silver.result import (
     FileCounts,
     MergeResult,
+    check_horizon,
     snapshot_properties,
     tombstone_horizon,
     with_commit_retries,
@@ -203,6 +204,7 @@ class _Batch:
         default_factory=dict
     )
     drift: dict[str, list[str]] = field(default_factory=dict)
+    earliest_rank: datetime | None = None  # the earliest position of a change kept
 
     def add(
         self,
@@ -230,9 +232,11 @@ class _Batch:
         newest = pc.max(raw[COMMIT_TS]).as_py()
         if newest is not None:
             self.batch_max = max(newest, self.batch_max) if self.batch_max else newest
-        raw, too_old = _split_at_horizon(raw, file.key, history, horizon)
+        raw, too_old, earliest = _split_at_horizon(raw, file.key, history, horizon)
         if too_old is not None:
             self.rejects.append(too_old)
+        if earliest is not None:
+            self.earliest_rank = min(earliest, self.earliest_rank or earliest)
         typed = cast_changes(raw, contract)
         self.runs.add(prepare_changes(typed.typed, contract, dms))
         self.rejects.append(typed.rejects)
@@ -240,17 +244,18 @@ class _Batch:
 
 def _split_at_horizon(raw: pa.Table, key: DmsObjectKey, history: LoadHistory, horizon):
     """Changes positioned before the tombstone horizon go to the rejects: the tombstones
-    they would be ordered against are purged, so applying them could bring a key back."""
-    if horizon is None:
-        return raw, None
+    they would be ordered against are purged, so applying them could bring a key back.
+    Returns the kept changes, the rejected ones and the earliest position kept."""
     orders = pa.array([key.order_text] * raw.num_rows, pa.string())
     rank = history.order_ts(raw[COMMIT_TS].combine_chunks(), orders)
+    if horizon is None:
+        return raw, None, pc.min(rank).as_py()
     before = pc.fill_null(pc.less(rank, pa.scalar(horizon, pa.timestamp("us", tz="UTC"))), False)
     if not pc.any(before).as_py():
-        return raw, None
+        return raw, None, pc.min(rank).as_py()
     old = raw.filter(before)
     old = old.append_column(REASON, pa.array([too_old_reason(horizon)] * old.num_rows, pa.string()))
-    return raw.filter(pc.invert(before)), old
+    return raw.filter(pc.invert(before)), old, pc.min(rank.filter(pc.invert(before))).as_py()
 
 
 def merge_read_files(
@@ -291,6 +296,7 @@ def merge_read_files(
 
         def merge_once():
             current = load_or_create_silver_table(catalog, contract, dms)
+            check_horizon(current, horizon, lambda: batch.earliest_rank)
             known = _history(current, dms)
             history = known.advanced(batch.load_ranges, batch.cdc_names, ready)
             applied_history[:] = [history]  # what the committed attempt applied

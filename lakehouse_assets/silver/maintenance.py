@@ -6,7 +6,7 @@ metadata files within weeks. These operations keep it fast to plan and cheap to 
 - ``purge_tombstones`` (silver only): tombstones positioned before a horizon, counted back
   from the newest applied commit, are removed, and the horizon is recorded in the table
   property ``lakehouse.tombstone-horizon`` (only ever raised) in the same commit.
-- ``compact_data_files`` (silver, rejects): small files adjacent in key order within a
+- ``compact_data_files`` (silver, rejects, history): small files adjacent in key order within a
   partition are rewritten, key-sorted, into files of a target size, so merges keep pruning.
 - ``rewrite_manifests``: the current manifests packed into a few (manifest_rewrite.py).
 - ``expire_snapshots``: snapshots older than a retention, beyond the newest N and those a ref
@@ -61,6 +61,7 @@ from lakehouse_assets.names import (
     silver_identifier,
 )
 from lakehouse_assets.silver.generations import GENERATIONS_PROPERTY, LoadHistory
+from lakehouse_assets.silver.history import VALID_FROM
 from lakehouse_assets.silver.manifest_rewrite import (
     ManifestRewrite,
     manifest_target_bytes,
@@ -85,6 +86,8 @@ DEFAULT_TARGET_FILE_BYTES = 128 * MIB
 # Longer than bronze's 90-day retention (minio/lifecycle.json): no change bronze can still
 # replay is positioned before it.
 DEFAULT_TOMBSTONE_HORIZON = timedelta(days=120)
+# The most a source commit timestamp is believed ahead of this clock.
+CLOCK_SKEW = timedelta(days=1)
 # A file at least this share of the target is left alone (Iceberg's Java default, 0.75):
 # rewriting it with a small neighbour would cost a full file to gain a little.
 FULL_FILE_RATIO = 0.75
@@ -613,6 +616,9 @@ def purge_tombstones(
         before = table_stats(table)
         stored = tombstone_horizon(table)
         newest = max_commit_ts(table)
+        if newest is not None:
+            # One bad source clock must not raise the horizon (never lowered) into the future.
+            newest = min(newest, datetime.now(UTC) + CLOCK_SKEW)
         if horizon is None or newest is None:
             return before, {
                 "tombstones_purged": 0,
@@ -667,8 +673,8 @@ def purge_tombstones(
 
 
 def maintained_tables(contract: TableContract) -> list[str]:
-    """``silver.<table>`` and its side tables; the history table is never purged, and only
-    silver and rejects are compacted (the ledger writes one file per shard already)."""
+    """``silver.<table>`` and its side tables; the history table is never purged, and silver,
+    rejects and history are compacted (the ledger writes one file per shard already)."""
     return [
         silver_identifier(contract.name),
         *(
@@ -691,6 +697,7 @@ def maintain_table(
     sort_columns = {
         silver: contract.primary_key,
         silver_identifier(contract.name, REJECTS): (SOURCE_FILE, SOURCE_ROW),
+        silver_identifier(contract.name, HISTORY): (*contract.primary_key, VALID_FROM),
     }
     reports = []
     for identifier in maintained_tables(contract):

@@ -179,6 +179,30 @@ def tombstone_horizon(table: Table) -> datetime | None:
     return horizon if horizon.tzinfo else horizon.replace(tzinfo=UTC)
 
 
+class HorizonMovedError(RuntimeError):
+    """Maintenance raised the tombstone horizon while a merge was being planned."""
+
+
+def check_horizon(
+    table: Table, split_at: datetime | None, earliest_rank: Callable[[], datetime | None]
+) -> None:
+    """Refuse to merge a batch split at an older tombstone horizon than ``table``'s when one
+    of its changes (``earliest_rank``: the earliest position, asked only then) lies before
+    the new one: it would be ordered against purged tombstones and could bring a key back.
+    Nothing is committed and the ledger is not written, so the next run applies the same
+    files again, split at the new horizon."""
+    moved_to = tombstone_horizon(table)
+    if moved_to is None or moved_to == split_at:
+        return
+    earliest = earliest_rank()
+    if earliest is not None and earliest < moved_to:
+        raise HorizonMovedError(
+            f"{table.name()}: maintenance raised the tombstone horizon from {split_at} to "
+            f"{moved_to} while this run merged changes from {earliest}; nothing was "
+            "committed, run it again"
+        )
+
+
 def snapshot_properties(table: Table, batch_max: datetime | None) -> dict[str, str]:
     """The summary properties of the next snapshot of ``table``: carried forward from the
     current one, the newest commit timestamp raised to this batch's."""

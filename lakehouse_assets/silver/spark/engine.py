@@ -74,6 +74,7 @@ from lakehouse_assets.silver.rejects import replace_rejects
 from lakehouse_assets.silver.result import (
     MergeResult,
     TableWrite,
+    check_horizon,
     snapshot_properties,
     tombstone_horizon,
     with_commit_retries,
@@ -269,6 +270,7 @@ def _merge_files(
 
     def merge_once() -> TableWrite:
         current = catalog.load_table(table_identifier(contract))
+        check_horizon(current, horizon, lambda: _earliest_rank(valid, before))
         known = _history(current, dms)
         history = known.advanced(load_ranges, cdc_names, loads_ready)
         applied_history[:] = [history]  # what the committed attempt applied
@@ -303,6 +305,15 @@ def _merge_files(
         attempts=attempts,
     )
     return _SparkRun(result, {key: _FileStats(v.rows, v.first, v.last) for key, v in stats.items()})
+
+
+def _earliest_rank(valid, history: LoadHistory) -> datetime | None:
+    """The earliest position of the batch's changes (as the horizon split ranked them)."""
+    from pyspark.sql import functions as F
+
+    rank = history.order_ts_sql(ident(COMMIT_TS), ident(FILE_ORDER))
+    micros = valid.select(F.min(F.expr(f"unix_micros({rank})"))).first()[0]
+    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
 def _merge_history(catalog, contract, dms, valid, history, ingested_at) -> None:
