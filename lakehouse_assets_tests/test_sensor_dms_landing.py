@@ -569,6 +569,34 @@ def test_a_reload_under_the_first_loads_names_is_requested(lake_uri, instance, c
     assert harness.tick().result.run_requests == []
 
 
+def test_a_cdc_file_rewritten_inside_the_lookback_is_requested_again(
+    lake_uri, instance, clock, s3_client
+):
+    store = open_lake(lake_uri)
+    harness = Harness(instance, lake_uri, LandingSettings(), clock)
+    at = datetime(2024, 3, 1, 1, tzinfo=UTC)
+    keys = [cdc_key("core_order", at), cdc_key("core_order", at + timedelta(minutes=1))]
+    write_files(store, keys, s3_client)
+    first = harness.tick()
+    assert first.total_files == 2
+    assert harness.tick().total_files == 0
+
+    write_files(store, keys[:1], s3_client, data=b"I,2024-03-01 01:00:00,fixed\n")  # new ETag
+    rewrite = harness.tick()
+    [event] = rewrite.result.asset_events
+    assert event.metadata["files"].value == 1 and event.metadata["rewritten"].value == 1
+    [request] = rewrite.result.run_requests
+    assert request.run_key not in {r.run_key for r in first.result.run_requests}
+    assert harness.tick().result.run_requests == []  # requested once
+
+
+def test_a_cursor_without_cdc_versions_takes_nothing_again():
+    """Cursors saved before CDC versions were kept list their keys as taken."""
+    text = LandingCursor().encode().replace('"t":{}', '"t":{"orders":{"cdc":{"s":["a.csv"]}}}')
+    state = LandingCursor.decode(text).table("orders").cdc
+    assert state.seen == {"a.csv": ""} and state.known("a.csv", "AAAAAAAA")
+
+
 def quarantine_files(catalog, store: LakeStore, keys: Iterable[str]) -> None:
     """Record ``keys`` in silver.core_order__quarantine as a silver run does (size, ETag)."""
     contract = CONTRACTS.table("core_order")
@@ -767,7 +795,7 @@ def test_cursor_round_trip_and_compression():
     cursor = LandingCursor(next_table=3)
     state = cursor.table("core_order")
     state.cdc.after, state.cdc.pos, state.cdc.hwm = "2024/01/01/x", "2024/01/02/y", "20240102000000"
-    state.cdc.seen = {f"2024/01/02/20240102-{i:09d}.csv" for i in range(2_000)}
+    state.cdc.seen = {f"2024/01/02/20240102-{i:09d}.csv": f"{i:08d}" for i in range(2_000)}
     state.load.versions = {f"LOAD{n:08X}.csv": f"{n:08d}" for n in range(1, 301)}
     state.quarantine = {"bronze/dms/public/core_order/2024/01/01/x.csv": "AAAAAAAA"}
     text = cursor.encode()

@@ -33,21 +33,25 @@ class CdcCursor:
 
     after: str | None = None  # the next listing starts after this key (None: the stream start)
     pos: str | None = None  # the newest key taken
-    seen: set[str] = field(default_factory=set)  # keys taken that sort after ``after``
+    # Keys taken that sort after ``after`` -> the object_version taken ("": taken by a cursor
+    # that did not record versions), so a file rewritten inside the lookback is taken again.
+    seen: dict[str, str] = field(default_factory=dict)
     hwm: str | None = None  # newest CDC file time taken, YYYYMMDDHHMMSS
 
+    def known(self, relative: str, version: str) -> bool:
+        """Whether this version of the key was taken before."""
+        taken = self.seen.get(relative)
+        return taken is not None and taken in ("", version)
+
     def to_json(self) -> dict:
-        data = {"a": self.after, "p": self.pos, "s": sorted(self.seen), "h": self.hwm}
-        return {k: v for k, v in data.items() if v not in (None, [])}
+        data = {"a": self.after, "p": self.pos, "v": dict(sorted(self.seen.items())), "h": self.hwm}
+        return {k: v for k, v in data.items() if v not in (None, {})}
 
     @classmethod
     def from_json(cls, data: Mapping) -> CdcCursor:
-        return cls(
-            after=data.get("a"),
-            pos=data.get("p"),
-            seen=set(data.get("s", ())),
-            hwm=data.get("h"),
-        )
+        seen = dict(data.get("v", {}))
+        seen.update({key: "" for key in data.get("s", ()) if key not in seen})  # earlier cursors
+        return cls(after=data.get("a"), pos=data.get("p"), seen=seen, hwm=data.get("h"))
 
 
 @dataclass

@@ -10,7 +10,7 @@ its own way:
   skips folders the same way), never the whole prefix. Files can land late in an earlier
   folder, so each tick lists again from a *lookback floor*: the key of the newest CDC file's
   time minus the lookback window; keys after the floor already taken are kept in the cursor
-  (``seen``) and skipped.
+  with their version (``seen``) and skipped, unless rewritten (a new version: taken again).
 * ``load``: everything after the digits: ``LOAD00000001.csv`` (which sorts *after*
   ``2024/...``), ``SEGMENTn_LOAD...``, full-load sub-folders. A table has tens to hundreds
   of them, so the stream is listed whole every tick and each key is known with its version
@@ -28,7 +28,8 @@ key that was not taken.
 
 Keys under a table folder that start with a character before ``0`` (none in the DMS
 layout) are ignored. A CDC file whose name is more than the lookback window older than the
-newest CDC file seen is not picked up (unless it is quarantined): backfill its day.
+newest CDC file seen is not picked up, nor is a rewrite of one (unless it is quarantined):
+backfill its day (its silver run applies what the ledger does not hold at that size and ETag).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _scan_cdc_stream(
         floor = min(_cdc_floor(context.dms, state.hwm, context.lookback), state.pos)
         state.after = max(state.after or floor, floor)
     if state.after is not None:
-        state.seen = {key for key in state.seen if key > state.after}
+        state.seen = {key: version for key, version in state.seen.items() if key > state.after}
 
 
 def _cdc_keys(store: LakeStore, prefix: str, state: CdcCursor) -> Iterator[tuple[ObjectInfo, str]]:
@@ -210,18 +211,19 @@ def _take_new_cdc_keys(
     scan = context.scan
     for info, relative in _cdc_keys(context.store, prefix, state):
         scan.listed += 1
-        if relative in state.seen:
+        version = object_version(info)
+        if state.known(relative, version):
             continue
         if context.budget.spent:
             scan.backlog = True
             break
         try:
-            landed, parsed = classify(context, contract, info)
+            landed, parsed = classify(context, contract, info, rewritten=relative in state.seen)
         except WaitForPartition:
             scan.waiting.append(info.key)
             break  # the cursor may not move past it
         context.budget.take()
-        state.seen.add(relative)
+        state.seen[relative] = version
         state.pos = max(state.pos or relative, relative)
         if landed is not None:
             scan.files.append(landed)
