@@ -190,6 +190,14 @@ def test_delete_removes_only_that_object(lake: LakeStore) -> None:
     assert _keys(lake.list_objects("d/")) == ["d/a", "d/a.avro.bak"]
 
 
+def test_delete_many_removes_those_objects_in_batches(lake: LakeStore) -> None:
+    doomed = [f"m/{n:04d}.parquet" for n in range(1_005)]  # more than one S3 request
+    for key in [*doomed, "m/kept.parquet"]:
+        lake.put(key, b"x")
+    lake.delete_many(iter([*doomed, "m/never-written.parquet"]))
+    assert [info.key for info in lake.list_objects("m/")] == ["m/kept.parquet"]
+
+
 def test_delete_of_a_missing_key_succeeds(lake: LakeStore) -> None:
     """As S3's DeleteObject: a delete repeated after a crash or lost to a race is fine."""
     lake.put("d/kept.csv", b"x")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys a request
 
 
 class LakeError(RuntimeError):
@@ -56,6 +57,11 @@ class LakeStore(ABC):
     def delete(self, key: str) -> None:
         """Remove an object. A key that holds nothing is not an error (S3's DeleteObject
         behaves so), so a delete repeated after a crash or a race succeeds."""
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove objects, as ``delete`` does each (S3: in batches of 1,000 per request)."""
+        for key in keys:
+            self.delete(key)
 
 
 class LocalLakeStore(LakeStore):
@@ -235,6 +241,25 @@ class S3LakeStore(LakeStore):
             self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
         except Exception as exc:
             raise self._fail(f"delete of {key!r}", exc) from exc
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            objects = [{"Key": self.prefix + key} for key in batch]
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+            except Exception as exc:
+                raise self._fail(f"delete of {len(batch)} objects from {batch[0]!r}", exc) from exc
+            errors = answer.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise LakeError(
+                    f"{self.uri}: {len(errors)} of {len(batch)} deletes failed, e.g. "
+                    f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+                )
 
 
 def open_lake(uri: str, s3_client: Any = None) -> LakeStore:
