@@ -59,6 +59,7 @@ from lakehouse_assets.silver.maintenance import (
     compact_data_files,
     expire_snapshots,
     maintain_table,
+    plan_compaction,
     purge_tombstones,
     referenced_paths,
     remove_orphan_files,
@@ -331,6 +332,19 @@ def test_compaction_keeps_the_data_packs_files_by_key_and_merges_still_prune(hou
     assert full.after.data_files == 2
     again = compact_data_files(house.catalog, SILVER, CONTRACT.primary_key)
     assert again.details["files_rewritten"] == 0 and again.after.snapshots == full.after.snapshots
+
+
+def test_compaction_never_packs_small_files_across_a_full_files_key_range(house):
+    house.catalog.create_namespace_if_not_exists("scratch")
+    ids = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    table = house.catalog.create_table("scratch.ranges", schema=ids)
+    for keys in (range(1, 20_001), [5, 6], [900, 901], [30_000, 30_001], [30_002]):
+        table.append(pa.table({"id": pa.array(list(keys), pa.int64())}, schema=ids))
+    sizes = sorted(task.file.file_size_in_bytes for task in table.scan().plan_files())
+    groups = plan_compaction(house.catalog.load_table("scratch.ranges"), ["id"], sizes[-1])
+    packed = [sorted(task.file.record_count for task in group) for group in groups]
+    # 5-6 and 900-901 both lie inside 1-20000: apart. 30000-30002 lie beyond it: packed.
+    assert packed == [[1, 2]]
 
 
 def test_compaction_of_the_rejects_table(house):

@@ -438,22 +438,33 @@ def _key_order(task: FileScanTask, column: NestedField) -> tuple:
     return (low is None, low, high is None, high, task.file.file_path)
 
 
-def _pack(ordered: Sequence[FileScanTask], target_bytes: int) -> list[tuple[FileScanTask, ...]]:
-    """Runs of adjacent small files, each at most ``target_bytes``; a full file ends a run.
+def _pack(
+    ordered: Sequence[FileScanTask], column: NestedField, target_bytes: int
+) -> list[tuple[FileScanTask, ...]]:
+    """Runs of adjacent small files, each at most ``target_bytes``; a full file ends a run,
+    and so does a full file's key range reaching over the gap to the next small file (one
+    file spanning the gap would be read by every merge of a key the full file holds).
     Only runs of two or more files are worth a rewrite."""
     runs: list[list[FileScanTask]] = [[]]
     size = 0
+    full_high: Any = None  # the highest key of the full files passed so far
+    previous_high: Any = None  # the highest key of the run's last small file
     for task in ordered:
         file_bytes = task.file.file_size_in_bytes
+        high = _bound(task.file, column, False)
         if file_bytes >= FULL_FILE_RATIO * target_bytes:
             runs.append([])
             size = 0
+            if high is not None:
+                full_high = high if full_high is None else max(full_high, high)
             continue
-        if runs[-1] and size + file_bytes > target_bytes:
+        over_gap = full_high is not None and (previous_high is None or full_high > previous_high)
+        if runs[-1] and (size + file_bytes > target_bytes or over_gap):
             runs.append([])
             size = 0
         runs[-1].append(task)
         size += file_bytes
+        previous_high = high
     return [tuple(run) for run in runs if len(run) >= 2]
 
 
@@ -467,7 +478,8 @@ def plan_compaction(
         partitions[(task.file.spec_id, task.file.partition)].append(task)
     groups = []
     for tasks in partitions.values():
-        groups += _pack(sorted(tasks, key=lambda task: _key_order(task, column)), target_bytes)
+        ordered = sorted(tasks, key=lambda task: _key_order(task, column))
+        groups += _pack(ordered, column, target_bytes)
     return groups
 
 
