@@ -250,7 +250,7 @@ def _split_at_horizon(raw: pa.Table, key: DmsObjectKey, history: LoadHistory, ho
     rank = history.order_ts(raw[COMMIT_TS].combine_chunks(), orders)
     if horizon is None:
         return raw, None, pc.min(rank).as_py()
-    before = pc.fill_null(pc.less(rank, pa.scalar(horizon, pa.timestamp("us", tz="UTC"))), False)
+    before = history.positioned_before(raw[COMMIT_TS].combine_chunks(), orders, horizon)
     if not pc.any(before).as_py():
         return raw, None, pc.min(rank).as_py()
     old = raw.filter(before)

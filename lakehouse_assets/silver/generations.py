@@ -225,6 +225,14 @@ class LoadHistory:
         ranked = np.where(is_cdc, times, load_rank)
         return pa.array(ranked, pa.int64(), mask=missing).cast(pa.timestamp("us", tz="UTC"))
 
+    def positioned_before(
+        self, commit_ts: pa.Array, file_order: pa.Array, moment: datetime
+    ) -> pa.Array:
+        """Per row: is its rank time (``order_ts``) before ``moment``? (No time: false.) The
+        tombstone horizon's rule: what a purge removes, and what a merge rejects."""
+        rank = self.order_ts(commit_ts, file_order)
+        return pc.fill_null(pc.less(rank, pa.scalar(moment, pa.timestamp("us", tz="UTC"))), False)
+
     def order_ts_sql(self, commit_ts: str, file_order: str) -> str:
         """``order_ts`` as a Spark SQL expression over the two columns' expressions."""
         micros = f"unix_micros({commit_ts})"

@@ -67,7 +67,7 @@ from lakehouse_assets.silver.manifest_rewrite import (
     manifest_target_bytes,
     plan_manifests,
 )
-from lakehouse_assets.silver.merge import FILE_ORDER, IS_DELETED, ORDER_TS, with_rank
+from lakehouse_assets.silver.merge import FILE_ORDER, IS_DELETED
 from lakehouse_assets.silver.result import (
     max_commit_ts,
     snapshot_properties,
@@ -594,8 +594,9 @@ def rewrite_manifests(catalog: Catalog, identifier: str) -> OperationReport:
 
 def _purgeable(rows: pa.Table, history: LoadHistory, horizon: datetime) -> pa.Array:
     """Row-wise: a tombstone whose rank time (merge.py) is before ``horizon``."""
-    ranked = with_rank(rows, history)
-    before = pc.less(ranked[ORDER_TS], pa.scalar(horizon, _TIMESTAMP))
+    before = history.positioned_before(
+        rows[COMMIT_TS].combine_chunks(), rows[FILE_ORDER].combine_chunks(), horizon
+    )
     return pc.fill_null(pc.and_(rows[IS_DELETED], before), False).combine_chunks()
 
 

@@ -92,7 +92,7 @@ class TableMaintenanceConfig(dg.Config):
             keep_last_snapshots=self.keep_last_snapshots,
             orphan_min_age=timedelta(hours=self.orphan_min_age_hours),
             target_file_bytes=int(self.target_file_size_mb * MIB),
-            tombstone_horizon=tombstone_horizon(self.tombstone_horizon_days),
+            tombstone_horizon=parse_tombstone_horizon(self.tombstone_horizon_days),
             operations=tuple(MaintenanceOperation(name) for name in self.operations),
         )
 
@@ -107,7 +107,7 @@ class SilverMaintenanceConfig(TableMaintenanceConfig):
     )
 
 
-def tombstone_horizon(value: Any) -> timedelta | None:
+def parse_tombstone_horizon(value: Any) -> timedelta | None:
     """``tombstone_horizon_days`` as a horizon: a non-negative number of days, or None for
     'never'."""
     if isinstance(value, str) and value.strip().lower() == NEVER:
