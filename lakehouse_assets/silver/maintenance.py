@@ -225,7 +225,10 @@ def _discard(table: Table, written: Sequence[DataFile]) -> None:
     """Delete the data files of a commit that did not land (pyiceberg guarantees it for
     CommitFailedException and ValidationException; it removes its own manifests then)."""
     for data_file in written:
-        table.io.delete(data_file.file_path)
+        try:
+            table.io.delete(data_file.file_path)
+        except OSError:
+            pass  # an orphan now: orphan removal deletes it; the commit's failure is what counts
 
 
 def _report(
