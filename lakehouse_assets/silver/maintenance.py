@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -506,59 +507,73 @@ def compact_data_files(
     target_bytes: int = DEFAULT_TARGET_FILE_BYTES,
 ) -> OperationReport:
     """Rewrite runs of small data files adjacent in key order within a partition into files
-    of about ``target_bytes``, sorted by ``sort_columns``, in one overwrite commit."""
-
-    def compact() -> tuple[TableStats, dict[str, int | str]]:
-        table = _single_attempt(catalog.load_table(identifier))
-        before = table_stats(table)
-        groups = plan_compaction(table, sort_columns, target_bytes)
-        if not groups:
-            return before, {"files_rewritten": 0, "files_added": 0, "bytes_rewritten": 0}
-        # Half pyiceberg's in-memory target: a slice's rows may be larger than the average.
-        memory_bytes = (
-            property_as_int(  # type: ignore[operator]  # the default is an int
-                table.properties,
-                TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-                TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
-            )
-            // 2
+    of about ``target_bytes``, sorted by ``sort_columns``: one overwrite commit per run, so a
+    merge that commits meanwhile costs one run's rewrite, not the table's. A run whose files a
+    merge has rewritten since the plan is left for the next compaction."""
+    table = catalog.load_table(identifier)
+    before = table_stats(table)
+    totals = {"files_rewritten": 0, "files_added": 0, "bytes_rewritten": 0}
+    attempts = 1  # the most any run's commit took
+    for group in plan_compaction(table, sort_columns, target_bytes):
+        paths = {task.file.file_path for task in group}
+        done, tries = with_commit_retries(
+            partial(_compact_group, catalog, identifier, paths, sort_columns, target_bytes)
         )
-        arrow_schema = table.schema().as_arrow()
-        order = [(name, "ascending") for name in sort_columns]
-        transaction = table.transaction()
-        added: list[DataFile] = []
-        try:
-            for group in groups:
-                rows = pa.concat_tables([rows for _, rows in read_data_files(table, group)])
-                if rows.num_rows == 0:
-                    continue
-                disk_bytes = sum(task.file.file_size_in_bytes for task in group)
-                for chunk in _file_chunks(
-                    rows.sort_by(order), disk_bytes, target_bytes, memory_bytes
-                ):
-                    added += write_data_files(transaction, table, chunk.cast(arrow_schema))
-            properties = snapshot_properties(table, None)
-            with transaction.update_snapshot(snapshot_properties=properties).overwrite() as write:
-                for group in groups:
-                    for task in group:
-                        write.delete_data_file(task.file)
-                for data_file in added:
-                    write.append_data_file(data_file)
-            transaction.commit_transaction()
-        except (CommitFailedException, ValidationException):
-            _discard(table, added)
-            raise
-        rewritten = [task.file for group in groups for task in group]
-        return before, {
-            "files_rewritten": len(rewritten),
-            "files_added": len(added),
-            "bytes_rewritten": sum(data_file.file_size_in_bytes for data_file in rewritten),
-        }
-
-    (before, details), attempts = with_commit_retries(compact)
+        attempts = max(attempts, tries)
+        for name, value in done.items():
+            totals[name] += value
     return _report(
-        catalog, identifier, MaintenanceOperation.COMPACT_DATA_FILES, before, details, attempts
+        catalog,
+        identifier,
+        MaintenanceOperation.COMPACT_DATA_FILES,
+        before,
+        dict(totals),
+        attempts,
     )
+
+
+def _compact_group(
+    catalog: Catalog,
+    identifier: str,
+    paths: set[str],
+    sort_columns: Sequence[str],
+    target_bytes: int,
+) -> dict[str, int]:
+    """One attempt at rewriting the data files ``paths`` as one sorted run, in one commit."""
+    table = _single_attempt(catalog.load_table(identifier))
+    group = [task for task in table.scan().plan_files() if task.file.file_path in paths]
+    if len(group) < len(paths):  # a merge rewrote one of them: plan it again another day
+        return {"files_rewritten": 0, "files_added": 0, "bytes_rewritten": 0}
+    # Half pyiceberg's in-memory target: a slice's rows may be larger than the average.
+    memory_bytes = (
+        property_as_int(  # type: ignore[operator]  # the default is an int
+            table.properties,
+            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+        )
+        // 2
+    )
+    arrow_schema = table.schema().as_arrow()
+    order = [(name, "ascending") for name in sort_columns]
+    transaction = table.transaction()
+    added: list[DataFile] = []
+    try:
+        rows = pa.concat_tables([rows for _, rows in read_data_files(table, group)])
+        disk_bytes = sum(task.file.file_size_in_bytes for task in group)
+        if rows.num_rows:
+            for chunk in _file_chunks(rows.sort_by(order), disk_bytes, target_bytes, memory_bytes):
+                added += write_data_files(transaction, table, chunk.cast(arrow_schema))
+        properties = snapshot_properties(table, None)
+        with transaction.update_snapshot(snapshot_properties=properties).overwrite() as write:
+            for task in group:
+                write.delete_data_file(task.file)
+            for data_file in added:
+                write.append_data_file(data_file)
+        transaction.commit_transaction()
+    except (CommitFailedException, ValidationException):
+        _discard(table, added)
+        raise
+    return {"files_rewritten": len(group), "files_added": len(added), "bytes_rewritten": disk_bytes}
 
 
 # --------------------------------------------------------------------------- manifests
