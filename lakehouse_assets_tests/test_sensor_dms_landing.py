@@ -597,6 +597,17 @@ def test_a_cursor_without_cdc_versions_takes_nothing_again():
     assert state.seen == {"a.csv": ""} and state.known("a.csv", "AAAAAAAA")
 
 
+def test_an_unreachable_catalog_does_not_stop_the_landing(tmp_path, instance, clock):
+    """The quarantine lookups need the catalog; new files do not."""
+    lake_uri = str(tmp_path / "lake")
+    store = open_lake(lake_uri)
+    unreachable = "postgresql+psycopg2://nobody:nothing@127.0.0.1:1/catalog"
+    harness = Harness(instance, lake_uri, LandingSettings(), clock, catalog_uri=unreachable)
+    write_files(store, [cdc_key("core_order", datetime(2024, 3, 1, 1, tzinfo=UTC))])
+    tick = harness.tick()
+    assert tick.total_files == 1 and len(tick.result.run_requests) == 1
+
+
 def quarantine_files(catalog, store: LakeStore, keys: Iterable[str]) -> None:
     """Record ``keys`` in silver.core_order__quarantine as a silver run does (size, ETag)."""
     contract = CONTRACTS.table("core_order")

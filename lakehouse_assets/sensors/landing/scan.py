@@ -86,7 +86,9 @@ def scan_landing(
 
     ``first_day``..``last_day`` are the days that have a partition; a file of a later day
     waits (unlisted) until its partition exists, an earlier one is skipped with a reason.
-    ``quarantined`` holds each table's ``silver.<table>__quarantine`` entries by key.
+    ``quarantined`` holds each table's ``silver.<table>__quarantine`` entries by key (None:
+    unknown this tick, e.g. the catalog is unreachable: quarantined files are not looked up,
+    and the cursor keeps what it had requested of them).
     """
     check_layout(contracts.dms)
     cursor = LandingCursor.decode(cursor.encode())  # work on a copy
@@ -104,12 +106,12 @@ def scan_landing(
         budget=TickBudget(settings.max_files_per_tick),
         scan=scan,
     )
-    quarantined = quarantined or {}
     start = cursor.next_table % len(tables)
     next_table = (start + 1) % len(tables)
     for offset in range(len(tables)):
         index = (start + offset) % len(tables)
-        _scan_table(context, tables[index], cursor, quarantined.get(tables[index].name, {}))
+        table_quarantine = None if quarantined is None else quarantined.get(tables[index].name, {})
+        _scan_table(context, tables[index], cursor, table_quarantine)
         if scan.backlog:
             # The tables after this one go first next time, so one table's
             # backlog cannot starve the others.
@@ -123,7 +125,7 @@ def _scan_table(
     context: ScanContext,
     contract: TableContract,
     cursor: LandingCursor,
-    quarantined: Mapping[str, QuarantinedFile],
+    quarantined: Mapping[str, QuarantinedFile] | None,
 ) -> None:
     state = cursor.table(contract.name)
     prefix = table_prefix(context.dms, contract.schema, contract.dms_name)
@@ -133,7 +135,8 @@ def _scan_table(
     _scan_cdc_stream(context, contract, prefix, state.cdc)
     if context.scan.backlog:
         return
-    state.quarantine = watch_quarantine(context, contract, quarantined, state.quarantine)
+    if quarantined is not None:
+        state.quarantine = watch_quarantine(context, contract, quarantined, state.quarantine)
 
 
 # --------------------------------------------------------------------------- the load stream

@@ -77,6 +77,14 @@ def build_dms_landing_sensor(
             raise ValueError(layout_error)
         now = clock()
         first_day, last_day = partition_bounds(partitions_def, now)
+        try:
+            quarantined = read_quarantines(iceberg.catalog(), contracts)
+        except Exception as exc:  # noqa: BLE001 - any catalog failure: list the files anyway
+            context.log.warning(
+                f"quarantine tables unreadable, fixed quarantined files are not looked up "
+                f"this tick: {exc}"
+            )
+            quarantined = None
         scan = scan_landing(
             lake.store(),
             contracts,
@@ -85,7 +93,7 @@ def build_dms_landing_sensor(
             first_day=first_day,
             last_day=last_day,
             now=now,
-            quarantined=read_quarantines(iceberg.catalog(), contracts),
+            quarantined=quarantined,
         )
         events, requests = plan_requests(scan, settings)
         for key, reason in scan.skipped[:_SKIPPED_LOGGED]:
