@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,15 +143,17 @@ def landing(tmp_path: Path) -> Path:
     return lake
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path, landing: Path) -> Iterator[DagsterDev]:
+@contextmanager
+def serve(command: list[str], tmp_path: Path, lake: Path, port: int) -> Iterator[DagsterDev]:
+    """``command`` (the webserver and the daemon) on ``lake``, in its own process group, with
+    its own DAGSTER_HOME; everything it started is stopped afterwards."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "LAKEHOUSE_LAKE_URI": str(landing),
+        "LAKEHOUSE_LAKE_URI": str(lake),
         "LAKEHOUSE_CATALOG_URI": sqlite_uri_for(tmp_path / "catalog.db"),
         "LAKEHOUSE_START_DATE": DAYS[0],
         "LAKEHOUSE_SENSOR_INTERVAL_SECONDS": "3",
@@ -161,19 +164,9 @@ def dagster_dev(tmp_path: Path, landing: Path) -> Iterator[DagsterDev]:
         "PYTHONWARNINGS": "ignore",
     }
     log = tmp_path / "dagster-dev.log"
-    port = free_loopback_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
-                "-w",
-                str(PROJECT / "workspace.yaml"),
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(port),
-            ],
+            command,
             cwd=PROJECT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -188,6 +181,17 @@ def dagster_dev(tmp_path: Path, landing: Path) -> Iterator[DagsterDev]:
         _stop(dev)
         left = _processes_with_home(home)
         assert not left, f"processes left running: {left}"
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, landing: Path) -> Iterator[DagsterDev]:
+    port = free_loopback_port()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    workspace = str(PROJECT / "workspace.yaml")
+    with serve(
+        [dagster, "dev", "-w", workspace, "-h", LOOPBACK, "-p", str(port)], tmp_path, landing, port
+    ) as dev:
+        yield dev
 
 
 # --------------------------------------------------------------------------- queries
@@ -435,3 +439,18 @@ def test_dagster_dev_sensor_and_automation_build_silver_and_a_graphql_backfill_c
     assert len(windows) == 2
     for (_, end, _), (start, _, _) in itertools.pairwise(windows):
         assert start >= end
+
+
+def test_dg_dev_serves_the_project(tmp_path: Path):
+    """``dg dev`` in the project folder (a dg project) loads the same definitions."""
+    port = free_loopback_port()
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    empty_lake = tmp_path / "lake"  # nothing lands: the sensors find nothing to run
+    empty_lake.mkdir()
+    command = [dg_cli, "dev", "--host", LOOPBACK, "--port", str(port)]
+    with serve(command, tmp_path, empty_lake, port) as dev:
+        wait_for("dg dev's code location", dev, lambda: location_loaded(dev), timeout=180)
+        nodes = dev.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+        keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
+        assert {f"silver/{table}" for table in CONTRACTS.tables} <= keys
+        assert {f"bronze/{table}" for table in CONTRACTS.tables} <= keys
