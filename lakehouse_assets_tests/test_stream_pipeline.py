@@ -3,14 +3,15 @@
 ``lakehouse-demo generate --end today`` lays down a landing that ends now, and
 ``lakehouse-demo stream`` (a subprocess, real time) continues it: every second, a CDC file
 per table that changed. Meanwhile a stand-in for the Dagster daemon, in process, does what
-the daemon does and nothing else: it ticks the landing sensor (``dg.build_sensor_context``
-on a real ``DagsterInstance``, in memory; the cursor kept between ticks, its runless bronze
+the daemon does and nothing else: it ticks the landing sensor
+(``sensors.in_process.evaluate_sensor_tick``: ``dg.build_sensor_context`` on a real
+``DagsterInstance``, in memory; the cursor kept between ticks, its runless bronze
 materializations recorded) and the automation sensor's evaluation
 (``dg.evaluate_automation_conditions``), and launches every run they request, once per run
 key, with the request's tags and run config (in process, ``dg.materialize``). The test
-itself starts no run. Once the stream has stopped and a tick finds nothing new, every
-silver table's live rows must equal the oracle the stream wrote, every run in the instance
-must have been requested by a sensor, and the busiest table's freshness check is green.
+itself starts no run. Once the stream has stopped and a tick finds nothing new, every silver
+table's live rows must equal the oracle the stream wrote, every run in the instance must
+have been requested by a sensor, and the busiest table's freshness check is green.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from lakehouse_assets.names import (
     TRIGGER_TAG,
     silver_asset_key,
 )
+from lakehouse_assets.sensors.in_process import evaluate_sensor_tick
 from lakehouse_assets.sensors.landing import LandingSettings, build_dms_landing_sensor, day_ranges
 from lakehouse_assets.silver.assets import build_silver_assets
 from lakehouse_assets_tests.test_silver_demo import CONTRACTS, assert_equals_oracle
@@ -96,14 +98,7 @@ class Daemon:
         return len(landing)
 
     def landing_requests(self) -> list[dg.RunRequest]:
-        with dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources=self.resources,  # the definitions' resources, as the daemon gives them
-        ) as context:
-            result = self.sensor(context)
-        for event in result.asset_events:
-            self.instance.report_runless_asset_event(event)
+        result = evaluate_sensor_tick(self.sensor, self.instance, self.cursor, self.resources)
         self.cursor = result.cursor
         return list(result.run_requests)
 
