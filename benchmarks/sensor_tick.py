@@ -241,7 +241,6 @@ def sensor_tick(lake: Lake, settings: LandingSettings) -> Callable[[LandingCurso
             settings,
             first_day=FIRST_DAY,
             last_day=now.date(),
-            now=now,
             quarantined=waiting,
         )
         plan_requests(scan, settings)

@@ -471,7 +471,6 @@ def test_listing_work_per_tick_is_bounded(tmp_path):
             settings,
             first_day=date(2024, 1, 1),
             last_day=now.date(),
-            now=now,
         )
         cursor = scan.cursor
         listed.append(scan.listed)
@@ -747,7 +746,6 @@ def test_late_files_in_every_time_ordered_layout(tmp_path, partitioning):
             settings,
             first_day=date(2024, 1, 1),
             last_day=date(2024, 12, 31),
-            now=datetime.now(UTC),
         )
 
     write_files(
@@ -781,7 +779,6 @@ def test_an_upper_case_source_table_is_listed_under_its_dms_folder(tmp_path):
         LandingSettings(),
         first_day=date(2024, 1, 1),
         last_day=date(2024, 12, 31),
-        now=datetime.now(UTC),
     )
     assert [(f.table, f.key) for f in scan.files] == [("orders", key)]
 

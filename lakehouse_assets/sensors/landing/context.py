@@ -70,7 +70,6 @@ class ScanContext:
     lookback: timedelta
     first_day: date
     last_day: date
-    now: datetime
     budget: TickBudget
     scan: LandingScan
 

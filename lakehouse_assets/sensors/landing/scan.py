@@ -79,7 +79,6 @@ def scan_landing(
     *,
     first_day: date,
     last_day: date,
-    now: datetime,
     quarantined: Mapping[str, Mapping[str, QuarantinedFile]] | None = None,
 ) -> LandingScan:
     """List what landed since ``cursor``; return the new files and the advanced cursor.
@@ -102,7 +101,6 @@ def scan_landing(
         lookback=settings.lookback,
         first_day=first_day,
         last_day=last_day,
-        now=now,
         budget=TickBudget(settings.max_files_per_tick),
         scan=scan,
     )

@@ -92,7 +92,6 @@ def build_dms_landing_sensor(
             settings,
             first_day=first_day,
             last_day=last_day,
-            now=now,
             quarantined=quarantined,
         )
         events, requests = plan_requests(scan, settings)
