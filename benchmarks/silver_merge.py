@@ -193,12 +193,11 @@ def phase_floor(scratch: str, lake: str, change_key: str) -> dict:
     keys = pc.take(keys, pc.sort_indices(keys))
     started = time.perf_counter()
     files = [f for f in stored_files(table, CONTRACT, None) if may_hold(f, keys)]
-    transaction = table.transaction()
     held = 0
     for _, data in read_data_files(table, [f.task for f in files]):
         if pc.any(pc.is_in(key_array(data, CONTRACT.primary_key), value_set=keys)).as_py():
             held += 1
-            write_data_files(transaction, table, data)
+            write_data_files(table, data)
     return {"seconds": time.perf_counter() - started, "files": held}
 
 

@@ -317,14 +317,11 @@ def _merge(table, runs, contract, dms, history, ingested_at, recompute, window_r
             kept = data.filter(pa.array(~touched)).cast(arrow_schema)
             rewritten.append(task.file)
             added += write_data_files(
-                transaction,
                 table,
                 _by_key(pa.concat_tables([kept, rows.filter(pa.array(own))]), contract),
             )
         if not placed.all():
-            added += write_data_files(
-                transaction, table, _by_key(rows.filter(pa.array(~placed)), contract)
-            )
+            added += write_data_files(table, _by_key(rows.filter(pa.array(~placed)), contract))
         written += rows.num_rows
     if not (rewritten or added or properties_changed):
         return 0

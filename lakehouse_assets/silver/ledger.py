@@ -18,9 +18,8 @@ reload detection compares the LOAD files still in bronze with it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -39,7 +38,7 @@ from lakehouse_assets.dms import FileKind
 from lakehouse_assets.names import APPLIED, silver_identifier
 from lakehouse_assets.settings import DEFAULT_LEDGER_RETENTION_DAYS
 from lakehouse_assets.silver.result import with_commit_retries
-from lakehouse_assets.silver.tables import TABLE_PROPERTIES, ensure_namespace
+from lakehouse_assets.silver.tables import TABLE_PROPERTIES, ensure_namespace, write_data_files
 
 LOAD_SHARD = "load"
 
@@ -150,14 +149,20 @@ def record_applied(
         touched = sorted({entry.shard for entry in entries})
         current = read_ledger(catalog, contract, touched)
         merged = {**current, **{entry.key: entry for entry in entries}}
-        rows = _to_arrow(merged.values())
         expired = _expired_shards(table, touched, retention_days)
+        # ``shard`` is the partition: the shards' files hold nothing else, and are replaced
+        # whole with the new ones in one snapshot.
+        replaced = [
+            task.file
+            for task in table.scan(row_filter=In("shard", [*touched, *expired])).plan_files()
+        ]
+        added = write_data_files(table, _to_arrow(merged.values()))
         with table.transaction() as transaction:
-            with warnings.catch_warnings():
-                # A shard written for the first time has nothing to replace.
-                warnings.filterwarnings("ignore", message="Delete operation did not match")
-                transaction.delete(In("shard", [*touched, *expired]))
-            transaction.append(rows)
+            with transaction.update_snapshot().overwrite() as overwrite:
+                for data_file in replaced:
+                    overwrite.delete_data_file(data_file)
+                for data_file in added:
+                    overwrite.append_data_file(data_file)
 
     with_commit_retries(record)
 
@@ -181,8 +186,10 @@ def _shards(table: Table) -> set[str]:
 
 
 def _to_arrow(entries: Iterable[LedgerEntry]) -> pa.Table:
-    rows = [asdict(entry) for entry in sorted(entries, key=lambda e: (e.shard, e.key))]
-    return pa.Table.from_pylist(rows, schema=_SCHEMA.as_arrow())
+    ordered = sorted(entries, key=lambda e: (e.shard, e.key))
+    schema = _SCHEMA.as_arrow()
+    columns = {name: [getattr(entry, name) for entry in ordered] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def _load_or_create(catalog: Catalog, contract: TableContract) -> Table:

@@ -562,7 +562,7 @@ def _compact_group(
         disk_bytes = sum(task.file.file_size_in_bytes for task in group)
         if rows.num_rows:
             for chunk in _file_chunks(rows.sort_by(order), disk_bytes, target_bytes, memory_bytes):
-                added += write_data_files(transaction, table, chunk.cast(arrow_schema))
+                added += write_data_files(table, chunk.cast(arrow_schema))
         properties = snapshot_properties(table, None)
         with transaction.update_snapshot(snapshot_properties=properties).overwrite() as write:
             for task in group:
@@ -670,7 +670,7 @@ def purge_tombstones(
                 doomed = _purgeable(rows, history, effective)
                 purged += pc.sum(doomed).as_py() or 0
                 kept = rows.filter(pc.invert(doomed))  # key order kept
-                added += write_data_files(transaction, table, kept.cast(arrow_schema))
+                added += write_data_files(table, kept.cast(arrow_schema))
             if holding:
                 properties = snapshot_properties(table, None)
                 with transaction.update_snapshot(

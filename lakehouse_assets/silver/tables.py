@@ -17,7 +17,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import Table
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import (
     BucketTransform,
@@ -296,9 +296,10 @@ def evolve_schema(
     return table.refresh()
 
 
-def write_data_files(transaction: Transaction, table: Table, rows: pa.Table) -> list[DataFile]:
+def write_data_files(table: Table, rows: pa.Table) -> list[DataFile]:
     """Write ``rows`` as data files of ``table`` (partitioned, sorted as given), uncommitted:
-    the caller commits them with the files they replace, in one snapshot."""
+    the caller commits them with the files they replace, in one snapshot. (``table``'s own
+    metadata: a transaction's is a deep copy per access, which grows with the snapshots.)"""
     # pyiceberg has no public "write data files, commit them myself" call; this is the
     # function its own append and copy-on-write delete use for exactly that.
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -307,7 +308,7 @@ def write_data_files(transaction: Transaction, table: Table, rows: pa.Table) -> 
         return []
     return list(
         _dataframe_to_data_files(
-            table_metadata=transaction.table_metadata, df=rows, io=table.io, write_uuid=uuid.uuid4()
+            table_metadata=table.metadata, df=rows, io=table.io, write_uuid=uuid.uuid4()
         )
     )
 
@@ -339,7 +340,7 @@ def add_file_order(table: Table, dms: DmsSettings) -> Table:
                     FILE_ORDER,
                     file_order(rows[SOURCE_FILE], dms),
                 )
-                added += write_data_files(transaction, table, rows.cast(arrow_schema))
+                added += write_data_files(table, rows.cast(arrow_schema))
             with transaction.update_snapshot().overwrite() as overwrite:
                 for task in tasks:
                     overwrite.delete_data_file(task.file)

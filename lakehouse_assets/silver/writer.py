@@ -254,7 +254,7 @@ def _merge_window(
         _count(outcome, plan)
         winners = plan.winners.select(arrow_schema.names).cast(arrow_schema)
         _touch(outcome, contract, [winners])
-        outcome.added += write_data_files(transaction, table, _sorted(winners, contract))
+        outcome.added += write_data_files(table, _sorted(winners, contract))
 
 
 def _latest(changes: pa.Table, options: MergeOptions, outcome: _Outcome) -> pa.Table | None:
@@ -344,11 +344,10 @@ def _merge_component(
             parts.append(tombstones)
         outcome.rewritten.append(task.file)
         rows = _sorted(pa.concat_tables(parts), contract)
-        outcome.added += write_data_files(transaction, table, rows)
+        outcome.added += write_data_files(table, rows)
     if not placed.all():
-        outcome.added += write_data_files(
-            transaction, table, _sorted(winners.filter(pa.array(~placed)), contract)
-        )
+        rest = _sorted(winners.filter(pa.array(~placed)), contract)
+        outcome.added += write_data_files(table, rest)
 
 
 def _plan(latest, stored, arrow_schema, contract, dms, options):
