@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from lakehouse_assets.history import as_of
-from lakehouse_assets.silver import history as history_module
 from lakehouse_assets.silver.apply import merge_changes
 from lakehouse_assets.silver.history import history_identifier
 from lakehouse_assets_tests.test_silver_iceberg import (
@@ -152,6 +151,27 @@ def _at(day: int, hour: int) -> datetime:
     return datetime(2024, 1, day, hour, tzinfo=UTC)
 
 
+def _seven_then_a_load_of_one(catalog) -> None:
+    """Key 7 inserted on day 1, then a full load (transferred on day 2 at 09:00) of key 1
+    alone: once the load completes, 7 is a key it lacks."""
+    load = f"bronze/dms/public/{HISTORY_CONTRACT.name}/LOAD00000001.csv"
+    _merge(catalog, _cdc(1), [_row("I", 1, 8, 7, "seven")])
+    rows = read(load, [[_ts(2, 9), "1", "loaded", "1.00", None]], HISTORY_CONTRACT)
+    merge_changes(catalog, HISTORY_CONTRACT, DMS, rows, INGESTED)
+
+
+def _merge_crashing_before_history(monkeypatch, catalog, key: str, rows: list[list]) -> None:
+    """Merge ``rows`` in a run whose process dies after the silver commit, before history's."""
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process died after the silver commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("lakehouse_assets.silver.apply.merge_history", crash)
+        with pytest.raises(RuntimeError, match="died"):
+            _merge(catalog, key, rows)
+
+
 def test_insert_update_delete_insert_and_a_late_change_in_the_middle(tmp_path):
     catalog = make_catalog(tmp_path)
     _merge(catalog, _cdc(2), [_row("I", 2, 10, 1, "v1"), _row("U", 2, 11, 1, "v2")])
@@ -185,15 +205,7 @@ def test_insert_update_delete_insert_and_a_late_change_in_the_middle(tmp_path):
 
 def test_full_load_versions_start_at_the_loads_start_and_a_reload_ends_removed_keys(tmp_path):
     catalog = make_catalog(tmp_path)
-    load = f"bronze/dms/public/{HISTORY_CONTRACT.name}/LOAD00000001.csv"
-    _merge(catalog, _cdc(1), [_row("I", 1, 8, 7, "seven")])  # before the load: a key it lacks
-    merge_changes(
-        catalog,
-        HISTORY_CONTRACT,
-        DMS,
-        read(load, [[_ts(2, 9), "1", "loaded", "1.00", None]], HISTORY_CONTRACT),
-        INGESTED,
-    )
+    _seven_then_a_load_of_one(catalog)
     _merge(catalog, _cdc(2, "120000000"), [_row("U", 2, 9, 1, "during the load")])
     start = _at(2, 9) - LOAD_MARGIN
     got = [(v[0], v[1], v[2], v[3], v[4] and v[4][0]) for v in stored_versions(catalog)]
@@ -209,17 +221,9 @@ def test_full_load_versions_start_at_the_loads_start_and_a_reload_ends_removed_k
 def test_a_crash_between_the_silver_and_the_history_commits_is_repaired(tmp_path, monkeypatch):
     catalog = make_catalog(tmp_path)
     _merge(catalog, _cdc(2), [_row("I", 2, 10, 1, "v1")])
-    real = history_module.merge_history
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("the process died after the silver commit")
-
-    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", crash)
     batch = [_row("U", 3, 10, 1, "v2")]
-    with pytest.raises(RuntimeError, match="died"):
-        _merge(catalog, _cdc(3), batch)
+    _merge_crashing_before_history(monkeypatch, catalog, _cdc(3), batch)
     assert len(stored_versions(catalog)) == 1  # silver has v2, history does not
-    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", real)
     # The ledger is written after both commits, so the next run applies the file again.
     _merge(catalog, _cdc(3), batch)
     assert [v[4][0] for v in stored_versions(catalog)] == ["v1", "v2"]
@@ -230,25 +234,9 @@ def test_a_crash_in_the_run_completing_a_load_is_repaired(tmp_path, monkeypatch)
     load is complete, history does not, and the repairing run still ends the keys the load
     lacks (history keeps the loads it absorbed itself)."""
     catalog = make_catalog(tmp_path)
-    load = f"bronze/dms/public/{HISTORY_CONTRACT.name}/LOAD00000001.csv"
-    _merge(catalog, _cdc(1), [_row("I", 1, 8, 7, "seven")])
-    merge_changes(
-        catalog,
-        HISTORY_CONTRACT,
-        DMS,
-        read(load, [[_ts(2, 9), "1", "loaded", "1.00", None]], HISTORY_CONTRACT),
-        INGESTED,
-    )
-    real = history_module.merge_history
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("the process died after the silver commit")
-
-    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", crash)
+    _seven_then_a_load_of_one(catalog)
     completing = [_row("U", 2, 10, 1, "after the load")]
-    with pytest.raises(RuntimeError, match="died"):
-        _merge(catalog, _cdc(2, "120000000"), completing)
-    monkeypatch.setattr("lakehouse_assets.silver.apply.merge_history", real)
+    _merge_crashing_before_history(monkeypatch, catalog, _cdc(2, "120000000"), completing)
     _merge(catalog, _cdc(2, "120000000"), completing)
     start = _at(2, 9) - LOAD_MARGIN
     got = [(v[0], v[1], v[2], v[3]) for v in stored_versions(catalog)]
