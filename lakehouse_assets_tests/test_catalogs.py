@@ -188,6 +188,7 @@ def test_spark_on_glue_names_glue_catalog_and_the_missing_aws_jars(monkeypatch):
 # --------------------------------------------------------------------------- SQL via pyiceberg
 
 
+@pytest.mark.cli
 def test_sql_catalog_from_pyiceberg_environment_variables(project):
     """``PYICEBERG_CATALOG__LAKEHOUSE__*`` alone: the run's tables are in that catalog."""
     catalog_db = project["catalog"]
@@ -210,6 +211,7 @@ def test_sql_catalog_from_pyiceberg_environment_variables(project):
     assert list(project["work"].iterdir()) == []
 
 
+@pytest.mark.cli
 def test_catalog_uri_wins_over_pyiceberg_config_and_the_run_logs_it(project, tmp_path):
     ignored_db = tmp_path / "pyiceberg.db"
     result = run(

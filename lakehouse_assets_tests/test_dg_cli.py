@@ -26,6 +26,8 @@ from lakehouse_assets.lake import open_lake
 from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehouse_for_lake
 from lakehouse_assets.silver.tables import table_identifier
 
+pytestmark = pytest.mark.cli
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = load_contracts()
 START = date(2024, 1, 1)

@@ -100,6 +100,7 @@ def materialize(
     )
 
 
+@pytest.mark.cli
 def test_cli_partition_range_builds_silver_equal_to_the_oracle(demo_lake, tmp_path):
     catalog_db = tmp_path / "catalog.db"
     last = START + timedelta(days=DAYS - 1)

@@ -764,6 +764,7 @@ tables:
 """
 
 
+@pytest.mark.cli
 def test_the_cli_runs_the_job(house, tmp_path):
     load_batches(house.catalog, batches=4)
     files_before = len(live_files(house.table()))
