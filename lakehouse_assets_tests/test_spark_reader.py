@@ -28,6 +28,7 @@ from lakehouse_assets.lake.catalog import open_catalog, sqlite_uri_for, warehous
 from lakehouse_assets.silver.merge import FILE_ORDER
 from lakehouse_assets.silver.spark.reader import BronzeFileRef, read_bronze, spark_uri
 from lakehouse_assets.silver.spark.session import lakehouse_spark_session
+from lakehouse_assets_tests.test_dms_formats import EVERY_TYPE as ALL_TYPES
 
 pytestmark = pytest.mark.spark
 
@@ -44,27 +45,8 @@ CONTRACT = TableContract(
 HEADERS = DmsSettings(bucket_folder="bronze/dms", add_column_name=True)
 FOLDER = "bronze/dms/hr/employees/"
 # Spark reads no Parquet TIME column, so this is every contract type but time.
-EVERY_TYPE = TableContract(
-    name="everything",
-    schema="public",
-    primary_key=("id",),
-    columns=(
-        Column("id", "bigint", nullable=False),
-        Column("small", "smallint"),
-        Column("count", "int"),
-        Column("amount", "decimal(12,2)"),
-        Column("tiny", "decimal(20,9)"),
-        Column("ratio", "real"),
-        Column("score", "double"),
-        Column("active", "boolean"),
-        Column("label", "string"),
-        Column("day", "date"),
-        Column("created_at", "timestamp"),
-        Column("paid_at", "timestamptz"),
-        Column("doc", "json"),
-        Column("ref", "uuid"),
-        Column("blob", "bytes"),
-    ),
+EVERY_TYPE = replace(
+    ALL_TYPES, columns=tuple(column for column in ALL_TYPES.columns if column.type != "time")
 )
 # Where Java's and Arrow's float texts differ: notation thresholds, exponents, NaN, zeros.
 SCORES = [100.0, 1e10, 1e9, 1.5e-7, 1e-6, 0.1, 12.5, -0.0, 0.0, 1234567.0, 1.2345678901234568e20]
